@@ -1,0 +1,284 @@
+package segment
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/Eyevinn/mp4ff/mp4"
+)
+
+// Maximum sizes of a clear ladder's files that the packager reads whole.
+const (
+	maxLadderPlaylist = 8 << 20
+	maxLadderInit     = 1 << 20
+	maxLadderSegment  = 256 << 20
+)
+
+// hlsLadder reads an existing clear fMP4/CMAF ladder described by HLS
+// playlists (EXT-X-MAP + segment URIs, local files). Its segmentation is kept.
+type hlsLadder struct {
+	segFiles map[*track][]string
+	trex     map[*track]*mp4.TrexBox
+}
+
+var attrRe = regexp.MustCompile(`([A-Z0-9-]+)=("[^"]*"|[^,]*)`)
+
+func hlsAttrs(line string) map[string]string {
+	out := map[string]string{}
+	if i := strings.IndexByte(line, ':'); i >= 0 {
+		line = line[i+1:]
+	}
+	for _, m := range attrRe.FindAllStringSubmatch(line, -1) {
+		out[m[1]] = strings.Trim(m[2], `"`)
+	}
+	return out
+}
+
+func readLines(path string, limit int64) ([]string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open input: %w", err)
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrUnsupportedInput, path, limit)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open input: %w", err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnsupportedInput, path, err)
+	}
+	if len(lines) == 0 || lines[0] != "#EXTM3U" {
+		return nil, fmt.Errorf("%w: %s is not an HLS playlist (no #EXTM3U)", ErrUnsupportedInput, path)
+	}
+	return lines, nil
+}
+
+// localRef resolves a playlist URI against the playlist's folder. Only plain
+// relative file references are followed: the packager reads local files and
+// must not be steered to arbitrary paths or URLs by an input playlist.
+func localRef(base, uri string) (string, error) {
+	if strings.Contains(uri, "://") || strings.HasPrefix(uri, "/") || strings.ContainsAny(uri, "?#") {
+		return "", fmt.Errorf("%w: %q: only relative file URIs are supported in input playlists", ErrUnsupportedInput, uri)
+	}
+	return filepath.Join(filepath.Dir(base), filepath.FromSlash(uri)), nil
+}
+
+func openHLSLadder(path string) (sampleSource, []*track, error) {
+	lines, err := readLines(path, maxLadderPlaylist)
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &hlsLadder{segFiles: map[*track][]string{}, trex: map[*track]*mp4.TrexBox{}}
+	var mediaPaths []string
+	isMedia := false
+	for i, line := range lines {
+		switch {
+		case strings.HasPrefix(line, "#EXTINF"), strings.HasPrefix(line, "#EXT-X-MAP"):
+			isMedia = true
+		case strings.HasPrefix(line, "#EXT-X-MEDIA:"):
+			a := hlsAttrs(line)
+			if a["TYPE"] == "AUDIO" && a["URI"] != "" {
+				p, err := localRef(path, a["URI"])
+				if err != nil {
+					return nil, nil, err
+				}
+				mediaPaths = append(mediaPaths, p)
+			}
+		case strings.HasPrefix(line, "#EXT-X-STREAM-INF"):
+			if i+1 >= len(lines) || strings.HasPrefix(lines[i+1], "#") {
+				return nil, nil, fmt.Errorf("%w: %s: EXT-X-STREAM-INF without a URI line", ErrUnsupportedInput, path)
+			}
+			p, err := localRef(path, lines[i+1])
+			if err != nil {
+				return nil, nil, err
+			}
+			mediaPaths = append(mediaPaths, p)
+		}
+	}
+	if isMedia {
+		mediaPaths = []string{path}
+	}
+	if len(mediaPaths) == 0 {
+		return nil, nil, fmt.Errorf("%w: %s lists no media playlists", ErrUnsupportedInput, path)
+	}
+	var tracks []*track
+	for _, mp := range mediaPaths {
+		t, err := l.openMedia(mp)
+		if err != nil {
+			return nil, nil, err
+		}
+		tracks = append(tracks, t)
+	}
+	return l, tracks, nil
+}
+
+func (l *hlsLadder) openMedia(path string) (*track, error) {
+	lines, err := readLines(path, maxLadderPlaylist)
+	if err != nil {
+		return nil, err
+	}
+	var initPath string
+	var segs []string
+	for i, line := range lines {
+		switch {
+		case strings.HasPrefix(line, "#EXT-X-MAP"):
+			if initPath != "" {
+				return nil, fmt.Errorf("%w: %s has more than one EXT-X-MAP", ErrUnsupportedInput, path)
+			}
+			if initPath, err = localRef(path, hlsAttrs(line)["URI"]); err != nil {
+				return nil, err
+			}
+		case strings.HasPrefix(line, "#EXT-X-KEY"):
+			if hlsAttrs(line)["METHOD"] != "NONE" {
+				return nil, fmt.Errorf("%w: %s is already encrypted; use --import to register its keys instead", ErrUnsupportedInput, path)
+			}
+		case strings.HasPrefix(line, "#EXTINF"):
+			if i+1 >= len(lines) || strings.HasPrefix(lines[i+1], "#") {
+				return nil, fmt.Errorf("%w: %s: EXTINF without a URI line", ErrUnsupportedInput, path)
+			}
+			p, err := localRef(path, lines[i+1])
+			if err != nil {
+				return nil, err
+			}
+			segs = append(segs, p)
+		}
+	}
+	if initPath == "" {
+		return nil, fmt.Errorf("%w: %s has no EXT-X-MAP: only fMP4/CMAF ladders are supported (not MPEG-TS)", ErrUnsupportedInput, path)
+	}
+	if len(segs) == 0 {
+		return nil, fmt.Errorf("%w: %s lists no segments", ErrUnsupportedInput, path)
+	}
+	init, err := decodeFileLimited(initPath, maxLadderInit)
+	if err != nil {
+		return nil, err
+	}
+	if init.Init == nil || len(init.Init.Moov.Traks) != 1 {
+		return nil, fmt.Errorf("%w: %s: init segment must hold exactly one track", ErrUnsupportedInput, initPath)
+	}
+	trak := init.Init.Moov.Trak
+	if se := trak.Mdia.Minf.Stbl.Stsd.Children; len(se) == 1 && (se[0].Type() == "encv" || se[0].Type() == "enca") {
+		return nil, fmt.Errorf("%w: %s is already encrypted; use --import to register its keys instead", ErrUnsupportedInput, initPath)
+	}
+	kind, codec, w, h, entry, err := sampleEntryInfo(trak.Mdia.Minf.Stbl.Stsd, initPath)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := encodeBox(entry)
+	if err != nil {
+		return nil, err
+	}
+	lang := trak.Mdia.Mdhd.GetLanguage()
+	t := &track{id: trackID(kind, w, h, lang), kind: kind, codec: codec, width: w, height: h,
+		timescale: trak.Mdia.Mdhd.Timescale, lang: lang, entry: raw, src: l, input: path}
+	if t.timescale == 0 {
+		return nil, fmt.Errorf("%w: %s: timescale 0", ErrUnsupportedInput, initPath)
+	}
+	var trex *mp4.TrexBox
+	if init.Init.Moov.Mvex != nil {
+		trex = init.Init.Moov.Mvex.Trex
+	}
+	l.trex[t] = trex
+	l.segFiles[t] = segs
+	for i := range segs {
+		samples, err := l.readSegment(t, i)
+		if err != nil {
+			return nil, err
+		}
+		first, last := samples[0], samples[len(samples)-1]
+		if kind == "video" && first.Flags&0x10000 != 0 { // sample_is_non_sync_sample
+			return nil, fmt.Errorf("%w: %s does not start with a keyframe", ErrNoSyncSamples, segs[i])
+		}
+		t.segs = append(t.segs, segSpan{start: first.DecodeTime, end: last.DecodeTime + uint64(last.Dur), ref: i})
+	}
+	return t, nil
+}
+
+func decodeFileLimited(path string, limit int64) (*mp4.File, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open input: %w", err)
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrUnsupportedInput, path, limit)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open input: %w", err)
+	}
+	f, err := mp4.DecodeFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrUnsupportedInput, path, err)
+	}
+	return f, nil
+}
+
+func (l *hlsLadder) readSegment(t *track, i int) ([]mp4.FullSample, error) {
+	path := l.segFiles[t][i]
+	f, err := decodeFileLimited(path, maxLadderSegment)
+	if err != nil {
+		return nil, err
+	}
+	var out []mp4.FullSample
+	for _, seg := range f.Segments {
+		for _, frag := range seg.Fragments {
+			fs, err := frag.GetFullSamples(l.trex[t])
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrUnsupportedInput, path, err)
+			}
+			out = append(out, fs...)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: %s holds no samples", ErrUnsupportedInput, path)
+	}
+	return out, nil
+}
+
+func (l *hlsLadder) samples(t *track, i int) ([]mp4.FullSample, error) {
+	return l.readSegment(t, t.segs[i].ref)
+}
+
+func (l *hlsLadder) close() error { return nil }
+
+// checkLadderAlignment requires every track of a ladder to be cut at the same
+// instants, so that one segment number means one stretch of time everywhere.
+func checkLadderAlignment(tracks []*track) error {
+	ref := tracks[0]
+	for _, t := range tracks[1:] {
+		if t.segs == nil {
+			return fmt.Errorf("%w: mixing HLS ladders and progressive files in one run", ErrUnsupportedInput)
+		}
+		if len(t.segs) != len(ref.segs) {
+			return fmt.Errorf("%w: %s has %d segments, %s has %d", ErrMismatchedRenditions, t.input, len(t.segs), ref.input, len(ref.segs))
+		}
+		tol := 0.5 / 24 // half a frame at 24 fps
+		if t.kind == "audio" {
+			tol = 0.1
+		}
+		for i := range t.segs {
+			a := float64(ref.segs[i].start) / float64(ref.timescale)
+			b := float64(t.segs[i].start) / float64(t.timescale)
+			if math.Abs(a-b) > tol {
+				return fmt.Errorf("%w: segment %d starts at %.3fs in %s but %.3fs in %s", ErrMismatchedRenditions, i+1, b, t.input, a, ref.input)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/Eyevinn/mp4ff/avc"
+	"github.com/Eyevinn/mp4ff/hevc"
+	"github.com/Eyevinn/mp4ff/mp4"
+)
+
+// Errors for inputs the packager cannot use; each message says what to change.
+var (
+	ErrUnsupportedInput     = errors.New("unsupported input")
+	ErrNoSyncSamples        = errors.New("input has no sync samples")
+	ErrMismatchedRenditions = errors.New("renditions do not line up")
+)
+
+// track is one output CMAF track: its clear sample entry and its segments.
+type track struct {
+	id        string // output folder name
+	kind      string // "video" or "audio"
+	codec     string // RFC 6381
+	width     int
+	height    int
+	timescale uint32
+	lang      string
+	entry     []byte // encoded clear sample entry (avc1, hvc1, mp4a ...)
+	src       sampleSource
+	segs      []segSpan // one per output media segment
+	input     string
+}
+
+// segSpan is one media segment of a track, in the track's timescale.
+type segSpan struct {
+	start, end  uint64 // decode time [start, end)
+	first, last uint32 // progressive input: 1-based sample numbers, inclusive
+	ref         int    // ladder input: index of the input segment
+}
+
+// sampleSource reads the samples of one segment of a track.
+type sampleSource interface {
+	samples(t *track, i int) ([]mp4.FullSample, error)
+	close() error
+}
+
+// sampleEntryInfo describes the sample entry of trak, refusing codecs the
+// packager cannot encrypt to a standard that players decrypt.
+func sampleEntryInfo(stsd *mp4.StsdBox, input string) (kind, codec string, w, h int, entry mp4.Box, err error) {
+	if len(stsd.Children) != 1 {
+		return "", "", 0, 0, nil, fmt.Errorf("%w: %s: a track with %d sample descriptions; re-mux with one", ErrUnsupportedInput, input, len(stsd.Children))
+	}
+	switch se := stsd.Children[0].(type) {
+	case *mp4.VisualSampleEntryBox:
+		switch se.Type() {
+		case "avc1":
+			if se.AvcC == nil || len(se.AvcC.SPSnalus) == 0 || len(se.AvcC.PPSnalus) == 0 {
+				return "", "", 0, 0, nil, fmt.Errorf("%w: %s: avc1 without SPS/PPS in avcC; re-mux with ffmpeg -c copy", ErrUnsupportedInput, input)
+			}
+			sps, perr := avc.ParseSPSNALUnit(se.AvcC.SPSnalus[0], false)
+			if perr != nil {
+				return "", "", 0, 0, nil, fmt.Errorf("%w: %s: parse SPS: %v", ErrUnsupportedInput, input, perr)
+			}
+			return "video", avc.CodecString("avc1", sps), int(se.Width), int(se.Height), se, nil
+		case "avc3":
+			// cbcs slice-header parsing needs SPS/PPS out of band; avc3 keeps them in band.
+			return "", "", 0, 0, nil, fmt.Errorf("%w: %s: H.264 'avc3' (parameter sets in band) cannot be encrypted safely; re-mux to avc1, e.g. ffmpeg -i IN -c copy -tag:v avc1 OUT.mp4", ErrUnsupportedInput, input)
+		case "hvc1", "hev1":
+			if se.HvcC == nil {
+				return "", "", 0, 0, nil, fmt.Errorf("%w: %s: %s without hvcC", ErrUnsupportedInput, input, se.Type())
+			}
+			codec := se.Type()
+			for _, arr := range se.HvcC.NaluArrays {
+				if arr.NaluType() == hevc.NALU_SPS && len(arr.Nalus) > 0 {
+					if sps, perr := hevc.ParseSPSNALUnit(arr.Nalus[0]); perr == nil {
+						codec = hevc.CodecString(se.Type(), sps)
+					}
+				}
+			}
+			return "video", codec, int(se.Width), int(se.Height), se, nil
+		default:
+			return "", "", 0, 0, nil, fmt.Errorf("%w: %s: video codec %q; use H.264 (avc1) or HEVC (hvc1)", ErrUnsupportedInput, input, se.Type())
+		}
+	case *mp4.AudioSampleEntryBox:
+		if se.Type() != "mp4a" || se.Esds == nil || se.Esds.DecConfigDescriptor.ObjectType != 0x40 {
+			return "", "", 0, 0, nil, fmt.Errorf("%w: %s: audio codec %q; use AAC (mp4a)", ErrUnsupportedInput, input, se.Type())
+		}
+		aot := 2
+		if dsi := se.Esds.DecConfigDescriptor.DecSpecificInfo; dsi != nil && len(dsi.DecConfig) > 0 {
+			aot = int(dsi.DecConfig[0] >> 3)
+		}
+		return "audio", fmt.Sprintf("mp4a.40.%d", aot), 0, 0, se, nil
+	default:
+		return "", "", 0, 0, nil, fmt.Errorf("%w: %s: sample entry %q", ErrUnsupportedInput, input, stsd.Children[0].Type())
+	}
+}
+
+func encodeBox(b mp4.Box) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := b.Encode(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// newInit builds a fresh single-track init segment from t's clear sample entry.
+// A fresh one per output matters: mp4ff's InitProtect rewrites the sample
+// entry in place.
+func (t *track) newInit() (*mp4.InitSegment, error) {
+	entry, err := mp4.DecodeBox(0, bytes.NewReader(t.entry))
+	if err != nil {
+		return nil, fmt.Errorf("copy sample entry: %w", err)
+	}
+	init := mp4.CreateEmptyInit()
+	init.Moov.Mvhd.Timescale = 1000
+	lang := t.lang
+	if lang == "" {
+		lang = "und"
+	}
+	trak := init.AddEmptyTrack(t.timescale, t.kind, lang)
+	if t.kind == "video" {
+		trak.Tkhd.Width = mp4.Fixed32(t.width << 16)
+		trak.Tkhd.Height = mp4.Fixed32(t.height << 16)
+	}
+	trak.Mdia.Minf.Stbl.Stsd.AddChild(entry)
+	return init, nil
+}
+
+// trackID builds a folder name for a track: video-640x360, audio, audio-fra.
+func trackID(kind string, w, h int, lang string) string {
+	if kind == "video" {
+		return fmt.Sprintf("video-%dx%d", w, h)
+	}
+	if lang == "" || lang == "und" {
+		return "audio"
+	}
+	return "audio-" + strings.ToLower(lang)
+}
