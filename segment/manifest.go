@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -114,17 +115,24 @@ type signedManifest struct {
 	Signature []byte          `json:"signature"`
 }
 
-// SignManifest encodes m and signs it with priv. It refuses a manifest that
-// fails Validate.
-func SignManifest(m *Manifest, priv ed25519.PrivateKey) ([]byte, error) {
+// SignManifest encodes m and signs it with an Ed25519 signer (an
+// ed25519.PrivateKey or a key store's opaque signer). It refuses a manifest
+// that fails Validate.
+func SignManifest(m *Manifest, signer crypto.Signer) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
+	}
+	if _, ok := signer.Public().(ed25519.PublicKey); !ok {
+		return nil, errors.New("manifest signing key is not Ed25519")
 	}
 	body, err := json.MarshalIndent(m, "  ", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode manifest: %w", err)
 	}
-	sig := ed25519.Sign(priv, append([]byte(manifestSigContext), body...))
+	sig, err := signer.Sign(nil, append([]byte(manifestSigContext), body...), crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("sign manifest: %w", err)
+	}
 	out, err := json.MarshalIndent(signedManifest{Manifest: body, KeyID: m.SigningKeyID, Signature: sig}, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encode manifest envelope: %w", err)

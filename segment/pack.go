@@ -3,7 +3,7 @@ package segment
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
+	"crypto"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -63,7 +63,7 @@ type Config struct {
 	SegmentDuration time.Duration // target; zero: 4s
 	CryptoPeriod    time.Duration // zero: one key for the whole content
 	Keys            KeySource     // required
-	SigningKey      ed25519.PrivateKey
+	Signer          crypto.Signer // Ed25519; signs the manifest; required
 	SigningKeyID    string
 	LicenseURL      string // Clear Key license URL written into playlists; zero: DefaultLicenseURL
 	ClearLead       int    // media segments per track left clear at the start; zero: none
@@ -71,8 +71,13 @@ type Config struct {
 	// Progress, if set, is called after each segment is written with the
 	// number of segments done and the total.
 	Progress func(done, total int)
-	Logger   *slog.Logger // zero: discard
-	Workers  int          // tracks packed at once; zero: GOMAXPROCS
+	// BeforeCommit, if set, runs after every file is written and synced but
+	// before the output is renamed into place; an error aborts the run and
+	// removes the temporary output. The pack command registers the content
+	// keys here, so keys exist only for output that was completed.
+	BeforeCommit func(*Manifest) error
+	Logger       *slog.Logger // zero: discard
+	Workers      int          // tracks packed at once; zero: GOMAXPROCS
 }
 
 // DefaultLicenseURL is written into playlists when Config.LicenseURL is empty:
@@ -115,7 +120,7 @@ func (c *Config) validate() error {
 	if c.Keys == nil {
 		return errors.New("no key source")
 	}
-	if len(c.SigningKey) != ed25519.PrivateKeySize || c.SigningKeyID == "" {
+	if c.Signer == nil || c.SigningKeyID == "" {
 		return errors.New("no manifest signing key")
 	}
 	if c.ClearLead < 0 {
@@ -259,7 +264,7 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	m.Playlists = pls
-	signed, err := SignManifest(m, cfg.SigningKey)
+	signed, err := SignManifest(m, cfg.Signer)
 	if err != nil {
 		return nil, err
 	}
@@ -268,6 +273,11 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	if err := syncDir(tmp); err != nil {
 		return nil, err
+	}
+	if cfg.BeforeCommit != nil {
+		if err := cfg.BeforeCommit(m); err != nil {
+			return nil, err
+		}
 	}
 	if err := replaceDir(tmp, out, cfg.Force); err != nil {
 		return nil, err

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/sealmesh/sealmesh/keys"
+	"github.com/sealmesh/sealmesh/segment"
+)
+
+const keysSynopsis = `Usage: sealmesh keys <init|list|export> [flags]
+
+  init    create a new key store: a Tink AES-256-GCM keyset (the KEK) sealed
+          under your passphrase (argon2id), and the manifest signing key
+  list    content IDs with their KIDs per crypto period, and the public
+          signing keys that peers and players must trust
+  export  print a content's clear keys as JSON; refused without
+          --insecure-cleartext (for tests and migration only)
+
+The passphrase comes from $SEALMESH_KEYSTORE_PASSPHRASE or --passphrase-file.`
+
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, keysSynopsis)
+		if len(args) == 0 {
+			return usageErr("keys: give a subcommand: init, list or export")
+		}
+		return nil
+	}
+	sub, rest := args[0], args[1:]
+	fs := newFlagSet("keys "+sub, keysSynopsis, stderr)
+	ksPath := fs.String("keystore", "", "key store `path` (default $SEALMESH_KEYSTORE or "+DefaultKeystore+")")
+	passFile := fs.String("passphrase-file", "", "read the passphrase from `file` instead of $"+keys.PassphraseEnv)
+	switch sub {
+	case "init":
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		path := keystorePath(*ksPath)
+		pass, err := passphrase(*passFile)
+		if err != nil {
+			return err
+		}
+		ks, err := keys.Init(path, pass)
+		if errors.Is(err, keys.ErrAlreadyInitialized) {
+			return fmt.Errorf("key store %s already exists: keep using it, or move it away first (deleting it destroys every content key)", path)
+		}
+		if err != nil {
+			return fmt.Errorf("create key store: %w", err)
+		}
+		defer ks.Close()
+		sk, err := ks.SigningKey(ctx, "manifest")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "created key store %s\nmanifest signing key %s (public %s)\n", path, sk.ID(), hex.EncodeToString(sk.Public()))
+		return nil
+	case "list":
+		asJSON := fs.Bool("json", false, "print JSON")
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		ks, err := openKeystore(keystorePath(*ksPath), *passFile)
+		if err != nil {
+			return err
+		}
+		defer ks.Close()
+		return listKeys(ctx, ks, *asJSON, stdout)
+	case "export":
+		content := fs.String("content", "", "content `ID` whose keys to print")
+		insecure := fs.Bool("insecure-cleartext", false, "really print clear content keys (tests and migration only)")
+		if err := parseFlags(fs, rest); err != nil {
+			return err
+		}
+		if !*insecure {
+			return usageErr("keys export prints clear content keys: pass --insecure-cleartext if that is really what you want")
+		}
+		if *content == "" {
+			return usageErr("keys export: give --content ID")
+		}
+		ks, err := openKeystore(keystorePath(*ksPath), *passFile)
+		if err != nil {
+			return err
+		}
+		defer ks.Close()
+		cks, err := ks.ContentKeys(ctx, *content)
+		if errors.Is(err, keys.ErrNotFound) {
+			return fmt.Errorf("no keys for content %q: see 'sealmesh keys list'", *content)
+		}
+		if err != nil {
+			return err
+		}
+		out := make([]exportedKey, 0, len(cks))
+		for _, ck := range cks {
+			out = append(out, exportedKey{KID: ck.KID().String(), Key: hex.EncodeToString(ck.InsecureRawKey()), Period: ck.Period()})
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	default:
+		fmt.Fprintln(stderr, keysSynopsis)
+		return usageErr("keys: unknown subcommand %q", sub)
+	}
+}
+
+func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer) error {
+	list, err := ks.ListContent(ctx)
+	if err != nil {
+		return err
+	}
+	sk, err := ks.SigningKey(ctx, "manifest")
+	if err != nil {
+		return err
+	}
+	type item struct {
+		Content string   `json:"content"`
+		KIDs    []string `json:"kids"`
+		Created string   `json:"created"`
+	}
+	out := struct {
+		SigningKeys map[string]string `json:"signing_keys"`
+		Content     []item            `json:"content"`
+	}{SigningKeys: map[string]string{"manifest " + sk.ID(): hex.EncodeToString(sk.Public())}}
+	for _, c := range list {
+		it := item{Content: c.ID, Created: c.Created.UTC().Format("2006-01-02T15:04:05Z")}
+		for _, k := range c.KIDs {
+			it.KIDs = append(it.KIDs, k.String())
+		}
+		out.Content = append(out.Content, it)
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	fmt.Fprintf(w, "manifest signing key %s  public %s\n\n", sk.ID(), hex.EncodeToString(sk.Public()))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CONTENT\tPERIODS\tCREATED\tKIDS")
+	for _, it := range out.Content {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%v\n", it.Content, len(it.KIDs), it.Created, it.KIDs)
+	}
+	return tw.Flush()
+}
+
+func runImport(ctx context.Context, playlist, content, ksPath, passFile string, keyArgs []string, keysFile string, force bool, stdout io.Writer) error {
+	if playlist == "" || content == "" {
+		return usageErr("--import needs --in PLAYLIST (the encrypted content's HLS playlist) and --content ID")
+	}
+	if _, err := os.Stat(playlist); err != nil {
+		return usageErr("--in %s: %v", playlist, errors.Unwrap(err))
+	}
+	cks, err := parseImportKeys(keyArgs, keysFile)
+	if err != nil {
+		return err
+	}
+	ks, err := openKeystore(keystorePath(ksPath), passFile)
+	if err != nil {
+		return err
+	}
+	defer ks.Close()
+	if _, err := ks.ContentKeys(ctx, content); err == nil && !force {
+		return fmt.Errorf("content %q already has keys: pass --force to replace them", content)
+	}
+	sk, err := ks.SigningKey(ctx, "manifest")
+	if err != nil {
+		return err
+	}
+	kids := make([][16]byte, len(cks))
+	for i, ck := range cks {
+		kids[i] = ck.KID()
+	}
+	m, err := segment.Import(ctx, segment.ImportConfig{
+		Playlist: playlist, ContentID: content, KIDs: kids, Force: force,
+		Signer: sk.Signer(), SigningKeyID: sk.ID(),
+		BeforeCommit: func(*segment.Manifest) error { return ks.PutContent(ctx, content, cks, force) },
+	})
+	if err != nil {
+		return packError(err)
+	}
+	fmt.Fprintf(stdout, "imported %q: %d renditions, %d crypto period(s); signed manifest written beside %s\n", content, len(m.Renditions), len(m.Periods), playlist)
+	return nil
+}
