@@ -81,7 +81,7 @@ func sampleEntryInfo(stsd *mp4.StsdBox, input string) (kind, codec string, w, h 
 			}
 			return "video", codec, int(se.Width), int(se.Height), se, nil
 		default:
-			return "", "", 0, 0, nil, fmt.Errorf("%w: %s: video codec %q; use H.264 (avc1) or HEVC (hvc1)", ErrUnsupportedInput, input, se.Type())
+			return "", "", 0, 0, nil, fmt.Errorf("%w: %s: video codec %q is not supported; use H.264 (avc1) or HEVC (hvc1)", ErrUnsupportedInput, input, se.Type())
 		}
 	case *mp4.AudioSampleEntryBox:
 		if se.Type() != "mp4a" || se.Esds == nil || se.Esds.DecConfigDescriptor.ObjectType != 0x40 {
@@ -93,7 +93,7 @@ func sampleEntryInfo(stsd *mp4.StsdBox, input string) (kind, codec string, w, h 
 		}
 		return "audio", fmt.Sprintf("mp4a.40.%d", aot), 0, 0, se, nil
 	default:
-		return "", "", 0, 0, nil, fmt.Errorf("%w: %s: sample entry %q", ErrUnsupportedInput, input, stsd.Children[0].Type())
+		return "", "", 0, 0, nil, fmt.Errorf("%w: %s: codec %q is not supported; use H.264 (avc1), HEVC (hvc1) or AAC (mp4a)", ErrUnsupportedInput, input, stsd.Children[0].Type())
 	}
 }
 
