@@ -1,10 +1,48 @@
 package segment
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 )
+
+// partialOwner names the file inside a temporary output folder that holds
+// the packing process's PID, so a later run can tell an abandoned folder
+// (its process was killed) from one still being written.
+const partialOwner = ".owner-pid"
+
+// removeStalePartials deletes temporary output folders for base left behind
+// by a packer that died (kill -9, power loss) before it could clean up.
+func removeStalePartials(parent, base string) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		return
+	}
+	prefix := "." + base + ".partial-"
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		dir := filepath.Join(parent, e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, partialOwner))
+		if err != nil {
+			continue // no owner file: not ours to judge, or being renamed
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 || processGone(pid) {
+			os.RemoveAll(dir)
+		}
+	}
+}
+
+func processGone(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
 
 // writeFile writes data to a new file and syncs it. Files are written inside
 // the temporary output folder, which is renamed into place as a whole, so a

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,9 +184,14 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return nil, fmt.Errorf("create output parent: %w", err)
 	}
+	removeStalePartials(parent, filepath.Base(out))
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".partial-")
 	if err != nil {
 		return nil, fmt.Errorf("create temporary output: %w", err)
+	}
+	if err := writeFile(filepath.Join(tmp, partialOwner), []byte(strconv.Itoa(os.Getpid()))); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
 	}
 	done := false
 	defer func() {
@@ -266,6 +272,9 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 	m.Playlists = pls
 	signed, err := SignManifest(m, cfg.Signer)
 	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(filepath.Join(tmp, partialOwner)); err != nil {
 		return nil, err
 	}
 	if err := writeFile(filepath.Join(tmp, ManifestFile), signed); err != nil {
