@@ -181,7 +181,7 @@ func runImport(ctx context.Context, playlist, content, ksPath, passFile string, 
 		BeforeCommit: func(*segment.Manifest) error { return ks.PutContent(ctx, content, cks, force) },
 	})
 	if err != nil {
-		return packError(err)
+		return fmt.Errorf("import failed, no manifest written and no keys registered: %w", err)
 	}
 	fmt.Fprintf(stdout, "imported %q: %d renditions, %d crypto period(s); signed manifest written beside %s\n", content, len(m.Renditions), len(m.Periods), playlist)
 	return nil
