@@ -31,12 +31,12 @@ func clipPaths(t testing.TB) []string {
 
 // packed is one packaging run's output and everything needed to check it.
 type packed struct {
-	dir      string
-	m        *segment.Manifest
-	pub      ed25519.PublicKey
-	keyID    string
-	keys     map[[16]byte][]byte
-	periods  [][]byte // key per period
+	dir     string
+	m       *segment.Manifest
+	pub     ed25519.PublicKey
+	keyID   string
+	keys    map[[16]byte][]byte
+	periods [][]byte // key per period
 }
 
 type packOpt func(*segment.Config)
