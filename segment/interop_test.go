@@ -110,7 +110,7 @@ func TestShakaPackagerDecrypts(t *testing.T) {
 
 // TestShakaPlayerPlaysInChromium plays our DASH output in Shaka Player with
 // keys from a W3C Clear Key endpoint: both schemes, with and without key
-// rotation. Without the key it must fail.
+// rotation; and the cbcs HLS output in hls.js. Without the key it must fail.
 func TestShakaPlayerPlaysInChromium(t *testing.T) {
 	interop.Chromium(t)
 	assets := interop.PlayerAssets(t)
@@ -118,6 +118,7 @@ func TestShakaPlayerPlaysInChromium(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	mux.Handle(interop.ShakaPlayerJSPath, assets)
+	mux.Handle(interop.HlsJSPath, assets)
 	type variant struct {
 		name   string
 		scheme segment.Scheme
@@ -148,6 +149,16 @@ func TestShakaPlayerPlaysInChromium(t *testing.T) {
 			if res.Error != "" || res.CurrentTime < 5 || res.DecodedFrames < 100 {
 				t.Fatalf("playback failed: currentTime %.2f, %d frames, error %q (code %d)\nlogs:\n%s",
 					res.CurrentTime, res.DecodedFrames, res.Error, res.ErrorCode, strings.Join(res.Logs, "\n"))
+			}
+			if v.scheme == segment.SchemeCBCS {
+				// hls.js plays the HLS output (SAMPLE-AES, KEYFORMAT org.w3.clearkey),
+				// across the EXT-X-KEY/EXT-X-MAP change of a rotation too.
+				mux.Handle(base+"hlsjs", interop.ServeHTML(interop.HlsJsPage(srv.URL+base+"media/master.m3u8", lic)))
+				res := interop.PlayInChromium(t, srv.URL+base+"hlsjs", 45*time.Second)
+				if res.Error != "" || res.CurrentTime < 5 || res.DecodedFrames < 100 {
+					t.Fatalf("hls.js playback failed: currentTime %.2f, %d frames, error %q\nlogs:\n%s",
+						res.CurrentTime, res.DecodedFrames, res.Error, strings.Join(res.Logs, "\n"))
+				}
 			}
 			if v.name == "cbcs" {
 				// The MPD's dashif:Laurl wins over drm.servers in Shaka, so point

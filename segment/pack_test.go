@@ -271,7 +271,7 @@ func TestPackPlaylists(t *testing.T) {
 	master := string(p.read(t, segment.HLSMaster))
 	require.Contains(t, master, `CODECS="avc1.64001E,mp4a.40.2",RESOLUTION=640x360,AUDIO="audio"`)
 	media := string(p.read(t, "video-640x360/index.m3u8"))
-	require.Contains(t, media, `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="https://lic.example/v1/clearkey",KEYFORMAT="org.w3.clearkey"`)
+	require.Contains(t, media, `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="https://lic.example/v1/clearkey?kid=`+p.m.Periods[1].KID+`",KEYID=0x`+p.m.Periods[1].KID+`,KEYFORMAT="org.w3.clearkey"`)
 	require.Contains(t, media, `#EXT-X-MAP:URI="init-1.mp4"`)
 	require.Contains(t, media, "#EXT-X-ENDLIST")
 	mpd := string(p.read(t, segment.DASHManifest))

@@ -64,7 +64,11 @@ func hlsMedia(cfg *Config, m *Manifest, r Rendition, res trackResult) string {
 		case KindInit:
 			// A new crypto period brings a new key (new KID in the new init):
 			// signal both, so players fetch the key and the init together.
-			fmt.Fprintf(&b, "#EXT-X-KEY:METHOD=%s,URI=%q,KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\"\n", hlsMethod(m.Scheme), cfg.LicenseURL)
+			// KEYID names the period's key, and the URI carries it too:
+			// players such as hls.js map one key URI to one KID and would
+			// stall at a rotation if every period shared the license URL.
+			kid := m.Periods[f.Period].KID
+			fmt.Fprintf(&b, "#EXT-X-KEY:METHOD=%s,URI=%q,KEYID=0x%s,KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\"\n", hlsMethod(m.Scheme), keyURI(cfg.LicenseURL, kid), kid)
 			fmt.Fprintf(&b, "#EXT-X-MAP:URI=%q\n", strings.TrimPrefix(f.Path, r.ID+"/"))
 		case KindMedia:
 			fmt.Fprintf(&b, "#EXTINF:%.5f,\n%s\n", f.Duration, strings.TrimPrefix(f.Path, r.ID+"/"))
@@ -211,4 +215,14 @@ func writeRepresentation(b *strings.Builder, r Rendition, period int) {
 		}
 	}
 	b.WriteString("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n")
+}
+
+// keyURI is the license URL with the KID as a query parameter, which Clear
+// Key license servers ignore and players use to tell keys apart.
+func keyURI(license, kid string) string {
+	sep := "?"
+	if strings.Contains(license, "?") {
+		sep = "&"
+	}
+	return license + sep + "kid=" + kid
 }
