@@ -55,11 +55,14 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("create key store: %w", err)
 		}
 		defer ks.Close()
-		sk, err := ks.SigningKey(ctx, "manifest")
-		if err != nil {
-			return err
+		for _, name := range []string{keys.SigningKeyManifest, keys.SigningKeyLicense} {
+			sk, err := ks.SigningKey(ctx, name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s signing key %s (public %s)\n", name, sk.ID(), hex.EncodeToString(sk.Public()))
 		}
-		fmt.Fprintf(stdout, "created key store %s\nmanifest signing key %s (public %s)\n", path, sk.ID(), hex.EncodeToString(sk.Public()))
+		fmt.Fprintf(stdout, "created key store %s\n", path)
 		return nil
 	case "list":
 		asJSON := fs.Bool("json", false, "print JSON")
