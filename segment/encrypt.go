@@ -15,7 +15,10 @@ import (
 // When clear is set (an explicitly requested clear lead) every sample is
 // described in senc as one all-clear subsample: players that expect
 // protected media then decrypt nothing and play it.
-func encryptSegment(seq uint32, samples []mp4.FullSample, key, iv []byte, ipd *mp4.InitProtectData, clear bool) ([]byte, []byte, int64, error) {
+//
+// payload holds the samples' data concatenated in order; it becomes the
+// mdat as is (no copy) and is encrypted in place.
+func encryptSegment(seq uint32, samples []mp4.FullSample, payload, key, iv []byte, ipd *mp4.InitProtectData, clear bool) ([]byte, []byte, int64, error) {
 	if len(samples) == 0 {
 		return nil, nil, 0, fmt.Errorf("no samples")
 	}
@@ -26,10 +29,11 @@ func encryptSegment(seq uint32, samples []mp4.FullSample, key, iv []byte, ipd *m
 	}
 	seg.AddFragment(frag)
 	for _, s := range samples {
-		if err := frag.AddFullSampleToTrack(s, 1); err != nil {
+		if err := frag.AddSampleToTrack(s.Sample, 1, s.DecodeTime); err != nil {
 			return nil, nil, 0, err
 		}
 	}
+	frag.Mdat.SetData(payload)
 	var protected int64
 	use := *ipd
 	orig := ipd.ProtFunc

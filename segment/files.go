@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // partialOwner names the file inside a temporary output folder that holds
@@ -44,9 +46,10 @@ func processGone(pid int) bool {
 	return errors.Is(err, syscall.ESRCH)
 }
 
-// writeFile writes data to a new file and syncs it. Files are written inside
-// the temporary output folder, which is renamed into place as a whole, so a
-// single file needs no rename of its own.
+// writeFile writes data to a new file. Files are written inside the
+// temporary output folder, which is synced once (syncDir) and renamed into
+// place as a whole, so a single file needs neither a rename nor a sync of its
+// own.
 func writeFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -56,16 +59,24 @@ func writeFile(path string, data []byte) error {
 		f.Close()
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
 	return f.Close()
 }
 
+// syncDir makes everything written under dir durable before the rename that
+// publishes it: one syncfs(2) for the whole filesystem instead of an fsync
+// per file, with a per-file fallback where syncfs is unavailable.
 func syncDir(dir string) error {
-	return filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || !d.IsDir() {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = unix.Syncfs(int(d.Fd()))
+	d.Close()
+	if err == nil {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
 			return err
 		}
 		f, err := os.Open(p)

@@ -205,7 +205,7 @@ func (l *hlsLadder) openMedia(path string) (*track, error) {
 		if kind == "video" && first.Flags&0x10000 != 0 { // sample_is_non_sync_sample
 			return nil, fmt.Errorf("%w: %s does not start with a keyframe", ErrNoSyncSamples, segs[i])
 		}
-		t.segs = append(t.segs, segSpan{start: first.DecodeTime, end: last.DecodeTime + uint64(last.Dur), ref: i})
+		t.segs = append(t.segs, segSpan{start: first.DecodeTime, end: last.DecodeTime + uint64(last.Dur), ref: i, count: len(samples)})
 	}
 	return t, nil
 }
@@ -251,8 +251,24 @@ func (l *hlsLadder) readSegment(t *track, i int) ([]mp4.FullSample, error) {
 	return out, nil
 }
 
-func (l *hlsLadder) samples(t *track, i int) ([]mp4.FullSample, error) {
-	return l.readSegment(t, t.segs[i].ref)
+func (l *hlsLadder) samples(t *track, i int) ([]mp4.FullSample, []byte, error) {
+	ss, err := l.readSegment(t, t.segs[i].ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(ss) != t.segs[i].count {
+		return nil, nil, fmt.Errorf("%w: %s changed while packing", ErrUnsupportedInput, l.segFiles[t][t.segs[i].ref])
+	}
+	n := 0
+	for _, s := range ss {
+		n += len(s.Data)
+	}
+	payload := make([]byte, 0, n)
+	for j := range ss {
+		payload = append(payload, ss[j].Data...)
+		ss[j].Data = payload[len(payload)-len(ss[j].Data):]
+	}
+	return ss, payload, nil
 }
 
 func (l *hlsLadder) close() error { return nil }

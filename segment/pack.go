@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -200,42 +201,8 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}()
 
-	total := 0
-	for _, t := range tracks {
-		total += len(t.segs)
-	}
-	var progress atomic.Int64
-	step := func() {
-		n := progress.Add(1)
-		if cfg.Progress != nil {
-			cfg.Progress(int(n), total)
-		}
-	}
-	results := make([]trackResult, len(tracks))
-	errs := make([]error, len(tracks))
-	sem := make(chan struct{}, cfg.Workers)
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for i, t := range tracks {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			results[i], errs[i] = packTrack(ctx, &cfg, tmp, i, t, plan, keys, cbcsIVs, step)
-			if errs[i] != nil {
-				cancel()
-			}
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return nil, fmt.Errorf("track %s: %w", tracks[i].id, err)
-		}
-	}
-	if err := ctx.Err(); err != nil {
+	results, err := packAll(ctx, &cfg, tmp, tracks, plan, keys, cbcsIVs)
+	if err != nil {
 		return nil, err
 	}
 	m := &Manifest{
@@ -428,81 +395,198 @@ type trackResult struct {
 	clear  map[int]bool // media index -> no encrypted byte
 	peakBW int
 	avgBW  int
-	inits  []string // init path per period
 }
 
-func packTrack(ctx context.Context, cfg *Config, dir string, ti int, t *track, plan periodPlan, keys []Key, cbcsIVs [][]byte, step func()) (trackResult, error) {
-	res := trackResult{clear: map[int]bool{}}
-	if err := os.MkdirAll(filepath.Join(dir, t.id), 0o755); err != nil {
-		return res, err
-	}
-	ipds := make([]*mp4.InitProtectData, len(keys))
-	ivs := make([][]byte, len(keys))
-	var totalBytes int64
-	for i := range t.segs {
-		if err := ctx.Err(); err != nil {
-			return res, err
+// trackPlan is what every segment job of a track needs, prepared up front so
+// that segments can be encrypted in any order on any core.
+type trackPlan struct {
+	t     *track
+	ipds  []*mp4.InitProtectData // per period
+	inits []File                 // per period
+	ivs   [][]byte               // per segment: the IV it starts with
+}
+
+type segResult struct {
+	file      File
+	protected int64
+}
+
+// packAll writes every track's init segments, then encrypts all media
+// segments of all tracks with cfg.Workers goroutines. Video carries almost
+// all the bytes, so parallelism is per segment, not per track.
+func packAll(ctx context.Context, cfg *Config, dir string, tracks []*track, plan periodPlan, keys []Key, cbcsIVs [][]byte) ([]trackResult, error) {
+	plans := make([]*trackPlan, len(tracks))
+	segs := make([][]segResult, len(tracks))
+	total := 0
+	for ti, t := range tracks {
+		tp, err := prepareTrack(cfg, dir, ti, t, plan, keys, cbcsIVs)
+		if err != nil {
+			return nil, fmt.Errorf("track %s: %w", t.id, err)
 		}
+		plans[ti] = tp
+		segs[ti] = make([]segResult, len(t.segs))
+		total += len(t.segs)
+	}
+	type job struct{ ti, i int }
+	jobs := make(chan job)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+		done     atomic.Int64
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	for range min(cfg.Workers, total) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				tp := plans[j.ti]
+				r, err := packSegment(cfg, dir, tp, j.i, plan, keys)
+				if err != nil {
+					fail(fmt.Errorf("track %s: segment %d: %w", tp.t.id, j.i+1, err))
+					continue
+				}
+				segs[j.ti][j.i] = r
+				if n := done.Add(1); cfg.Progress != nil {
+					cfg.Progress(int(n), total)
+				}
+			}
+		}()
+	}
+	// Feed segments in time order across tracks, so a slow disk sees a steady stream.
+feed:
+	for i := 0; ; i++ {
+		any := false
+		for ti, t := range tracks {
+			if i >= len(t.segs) {
+				continue
+			}
+			any = true
+			select {
+			case jobs <- job{ti, i}:
+			case <-ctx.Done():
+				break feed
+			}
+		}
+		if !any {
+			break
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]trackResult, len(tracks))
+	for ti, tp := range plans {
+		res := trackResult{clear: map[int]bool{}}
+		var size int64
+		next := 0
+		for i, sr := range segs[ti] {
+			// Each period's init goes just before its first segment.
+			if p := plan.ofSeg[i]; next <= p {
+				res.files = append(res.files, tp.inits[p])
+				next = p + 1
+			}
+			f := sr.file
+			res.files = append(res.files, f)
+			res.clear[f.Index] = sr.protected == 0
+			size += f.Size
+			if f.Duration > 0 {
+				res.peakBW = max(res.peakBW, int(float64(f.Size*8)/f.Duration))
+			}
+		}
+		last := tp.t.segs[len(tp.t.segs)-1]
+		if d := float64(last.end) / float64(tp.t.timescale); d > 0 {
+			res.avgBW = int(float64(size*8) / d)
+		}
+		out[ti] = res
+	}
+	return out, nil
+}
+
+// prepareTrack writes a track's init segments (one per crypto period it
+// spans) and works out the IV every segment starts with.
+func prepareTrack(cfg *Config, dir string, ti int, t *track, plan periodPlan, keys []Key, cbcsIVs [][]byte) (*trackPlan, error) {
+	if err := os.MkdirAll(filepath.Join(dir, t.id), 0o755); err != nil {
+		return nil, err
+	}
+	tp := &trackPlan{t: t, ipds: make([]*mp4.InitProtectData, len(keys)), inits: make([]File, len(keys)), ivs: make([][]byte, len(t.segs))}
+	var iv []byte
+	for i, span := range t.segs {
 		p := plan.ofSeg[i]
-		if ipds[p] == nil {
+		if tp.ipds[p] == nil {
 			name := "init.mp4"
 			if p > 0 {
 				name = fmt.Sprintf("init-%d.mp4", p)
 			}
 			data, ipd, err := protectInit(t, cfg.Scheme, keys[p], cbcsIVs[p])
 			if err != nil {
-				return res, fmt.Errorf("init for period %d: %w", p, err)
+				return nil, fmt.Errorf("init for period %d: %w", p, err)
 			}
 			rel := t.id + "/" + name
 			if err := writeFile(filepath.Join(dir, rel), data); err != nil {
-				return res, err
+				return nil, err
 			}
 			f := fileEntry(rel, KindInit, data)
 			f.Period = p
-			res.files = append(res.files, f)
-			res.inits = append(res.inits, rel)
-			ipds[p] = ipd
+			tp.inits[p], tp.ipds[p] = f, ipd
 			if cfg.Scheme == SchemeCENC {
-				ivs[p] = cencStartIV(ti)
+				iv = cencStartIV(ti)
 			} else {
-				ivs[p] = cbcsIVs[p]
+				iv = cbcsIVs[p]
 			}
 		}
-		samples, err := t.src.samples(t, i)
-		if err != nil {
-			return res, fmt.Errorf("segment %d: %w", i+1, err)
-		}
-		data, next, protected, err := encryptSegment(uint32(i+1), samples, keys[p].Key, ivs[p], ipds[p], i < cfg.ClearLead)
-		if err != nil {
-			return res, fmt.Errorf("encrypt segment %d: %w", i+1, err)
-		}
+		tp.ivs[i] = iv
 		if cfg.Scheme == SchemeCENC {
-			ivs[p] = next // CTR: continue the counter, never reuse an IV under this key
+			// CTR: each sample takes the next 8-byte IV, so the segment after
+			// this one starts span.count IVs later. Computing it here lets
+			// segments be encrypted in parallel without any IV repeating.
+			iv = addIV(iv, uint64(span.count))
 		}
-		rel := fmt.Sprintf("%s/%d.m4s", t.id, i+1)
-		if err := writeFile(filepath.Join(dir, rel), data); err != nil {
-			return res, err
-		}
-		span := t.segs[i]
-		f := fileEntry(rel, KindMedia, data)
-		f.Index, f.Period = i+1, p
-		f.Start = float64(span.start) / float64(t.timescale)
-		f.Duration = float64(span.end-span.start) / float64(t.timescale)
-		res.files = append(res.files, f)
-		res.clear[i+1] = protected == 0
-		if f.Duration > 0 {
-			if bw := int(float64(len(data)*8) / f.Duration); bw > res.peakBW {
-				res.peakBW = bw
-			}
-		}
-		totalBytes += int64(len(data))
-		step()
 	}
-	last := t.segs[len(t.segs)-1]
-	if d := float64(last.end) / float64(t.timescale); d > 0 {
-		res.avgBW = int(float64(totalBytes*8) / d)
+	return tp, nil
+}
+
+// addIV returns the 8-byte big-endian counter iv plus n.
+func addIV(iv []byte, n uint64) []byte {
+	out := make([]byte, 8)
+	binary.BigEndian.PutUint64(out, binary.BigEndian.Uint64(iv)+n)
+	return out
+}
+
+func packSegment(cfg *Config, dir string, tp *trackPlan, i int, plan periodPlan, keys []Key) (segResult, error) {
+	t := tp.t
+	p := plan.ofSeg[i]
+	samples, payload, err := t.src.samples(t, i)
+	if err != nil {
+		return segResult{}, err
 	}
-	return res, nil
+	data, next, protected, err := encryptSegment(uint32(i+1), samples, payload, keys[p].Key, tp.ivs[i], tp.ipds[p], i < cfg.ClearLead)
+	if err != nil {
+		return segResult{}, fmt.Errorf("encrypt: %w", err)
+	}
+	if cfg.Scheme == SchemeCENC && i+1 < len(t.segs) && plan.ofSeg[i+1] == p && !bytes.Equal(next, tp.ivs[i+1]) {
+		return segResult{}, fmt.Errorf("IV plan out of step with the encryptor (sample count changed?)")
+	}
+	rel := fmt.Sprintf("%s/%d.m4s", t.id, i+1)
+	if err := writeFile(filepath.Join(dir, rel), data); err != nil {
+		return segResult{}, err
+	}
+	span := t.segs[i]
+	f := fileEntry(rel, KindMedia, data)
+	f.Index, f.Period = i+1, p
+	f.Start = float64(span.start) / float64(t.timescale)
+	f.Duration = float64(span.end-span.start) / float64(t.timescale)
+	return segResult{file: f, protected: protected}, nil
 }
 
 // cencStartIV returns the first 8-byte CTR IV of a track under one key. The

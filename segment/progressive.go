@@ -150,13 +150,13 @@ func zipStts(s *mp4.SttsBox) []sttsEntry {
 	return out
 }
 
-func (p *progressive) samples(t *track, i int) ([]mp4.FullSample, error) {
+func (p *progressive) samples(t *track, i int) ([]mp4.FullSample, []byte, error) {
 	pt := p.traks[t]
 	span := t.segs[i]
 	stbl := pt.trak.Mdia.Minf.Stbl
 	ranges, err := pt.trak.GetRangesForSampleInterval(span.first, span.last)
 	if err != nil {
-		return nil, fmt.Errorf("locate samples %d-%d: %w", span.first, span.last, err)
+		return nil, nil, fmt.Errorf("locate samples %d-%d: %w", span.first, span.last, err)
 	}
 	var total uint64
 	for _, r := range ranges {
@@ -167,9 +167,9 @@ func (p *progressive) samples(t *track, i int) ([]mp4.FullSample, error) {
 	for _, r := range ranges {
 		if _, err := p.f.ReadAt(buf[pos:pos+r.Size], int64(r.Offset)); err != nil {
 			if err == io.EOF {
-				return nil, fmt.Errorf("%w: %s is truncated (sample data past the end of the file)", ErrUnsupportedInput, p.path)
+				return nil, nil, fmt.Errorf("%w: %s is truncated (sample data past the end of the file)", ErrUnsupportedInput, p.path)
 			}
-			return nil, fmt.Errorf("read samples: %w", err)
+			return nil, nil, fmt.Errorf("read samples: %w", err)
 		}
 		pos += r.Size
 	}
@@ -178,7 +178,7 @@ func (p *progressive) samples(t *track, i int) ([]mp4.FullSample, error) {
 	for nr := span.first; nr <= span.last; nr++ {
 		size := stbl.Stsz.GetSampleSize(int(nr))
 		if pos+uint64(size) > total {
-			return nil, fmt.Errorf("%w: %s: sample %d overruns its chunk", ErrUnsupportedInput, p.path, nr)
+			return nil, nil, fmt.Errorf("%w: %s: sample %d overruns its chunk", ErrUnsupportedInput, p.path, nr)
 		}
 		var cto int32
 		if stbl.Ctts != nil {
@@ -196,7 +196,10 @@ func (p *progressive) samples(t *track, i int) ([]mp4.FullSample, error) {
 		})
 		pos += uint64(size)
 	}
-	return out, nil
+	if pos != total {
+		return nil, nil, fmt.Errorf("%w: %s: sample sizes and chunk ranges disagree", ErrUnsupportedInput, p.path)
+	}
+	return out, buf, nil
 }
 
 func sampleFlags(stbl *mp4.StblBox, nr uint32, sync bool) uint32 {
@@ -263,7 +266,7 @@ func (p *progressive) cut(t *track, cuts []uint64) error {
 		if i+1 < len(starts) {
 			last = starts[i+1] - 1
 		}
-		t.segs = append(t.segs, segSpan{start: pt.dts[s-1], end: pt.dts[last], first: s, last: last})
+		t.segs = append(t.segs, segSpan{start: pt.dts[s-1], end: pt.dts[last], first: s, last: last, count: int(last - s + 1)})
 	}
 	return nil
 }

@@ -38,11 +38,14 @@ type segSpan struct {
 	start, end  uint64 // decode time [start, end)
 	first, last uint32 // progressive input: 1-based sample numbers, inclusive
 	ref         int    // ladder input: index of the input segment
+	count       int    // number of samples
 }
 
-// sampleSource reads the samples of one segment of a track.
+// sampleSource reads the samples of one segment of a track. It returns the
+// samples and their payloads concatenated in order (each sample's Data is a
+// slice of it), so the segment's mdat needs no copy. Safe for concurrent use.
 type sampleSource interface {
-	samples(t *track, i int) ([]mp4.FullSample, error)
+	samples(t *track, i int) ([]mp4.FullSample, []byte, error)
 	close() error
 }
 
