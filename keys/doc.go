@@ -17,6 +17,8 @@
 //   - [Init] creates a store file and [Open] opens it, both returning a
 //     [*FileStore], the embedded implementation of [Store]. A store is one
 //     bbolt file that one process at a time may hold open.
+//   - [NewReader] opens a store read-only for a long-running server, without
+//     holding its lock (see "Serving keys while packaging" below).
 //   - [ParseKID], [KID.String] and [KID.UUID] convert KIDs to and from the hex
 //     and UUID forms that manifests and license requests use.
 //
@@ -28,6 +30,41 @@
 //	k0, err := keys.NewContentKey(0)
 //	err = st.PutContent(ctx, "movie-42", []keys.ContentKey{k0}, false)
 //	sk, err := st.SigningKey(ctx, keys.SigningKeyManifest)
+//
+// # Serving keys while packaging
+//
+// A [FileStore] holds bbolt's exclusive file lock until Close, so while the
+// license server kept the store open, sealmesh pack would fail with
+// [ErrLocked]; reopening per request is no answer either, since Open runs
+// argon2id (about a quarter of a second). The license server therefore uses a
+// [Reader]:
+//
+//	r, err := keys.NewReader("keys.db", pass) // argon2id runs once, here
+//	defer r.Close()
+//	ks, err := r.ContentKeys(ctx, "movie-42")  // in each license request
+//	lk, err := r.SigningKey(ctx, keys.SigningKeyLicense)
+//
+// The Reader unseals the KEK once and keeps the master AEAD (never the
+// passphrase), so it can decrypt a keyset that a writer's RotateKEK replaced.
+// It reads the file by opening it in bbolt's read-only mode, which takes the
+// shared lock only while it copies the sealed records out (milliseconds), so
+// a writer's Open, which waits up to [WithLockTimeout] for the lock, gets in.
+// It re-reads the file when its size or mtime changed, looking at most every
+// [WithRefreshInterval] (2 s by default) while lookups hit, and on every
+// lookup miss, so content that pack has just registered is found on its first
+// request. A re-read that cannot get the lock within the lock timeout (a
+// writer holds the store) or finds the file damaged leaves the last good
+// snapshot in service; [Reader.Refresh] returns that error, misses wrap it
+// beside [ErrNotFound], and [WithLogger] reports it. After such a failure
+// the Reader retries when the file changes again or after the refresh
+// interval, so content registered by a writer that is still running shows up
+// at most one refresh interval after the writer closes the store.
+//
+// In memory, the Reader's snapshot holds records exactly as they are on disk,
+// sealed under the KEK; a lookup unseals into the value it returns and caches
+// nothing, so clear content keys exist only in the hands of the caller. The
+// Reader never writes: [Reader.SigningKey] returns [ErrNotFound] for a key
+// that no writer has created yet.
 //
 // # Secrets never print
 //
@@ -71,7 +108,8 @@
 //
 // and later keys.Open("keys.db", nil, keys.WithMasterAEAD(master)). The
 // passphrase is then ignored. The KMS sees only the small KEK keyset, once per
-// Init, Open and RotateKEK, never content keys.
+// Init, Open and RotateKEK (and per NewReader and each rotation a Reader
+// picks up), never content keys.
 //
 // # Rotation
 //

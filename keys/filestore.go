@@ -1,6 +1,7 @@
 package keys
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -211,15 +212,8 @@ func Open(path string, passphrase []byte, opts ...Option) (*FileStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("keys: open %s: %w (create it with Init / sealmesh keys init)", path, ErrNotInitialized)
-	case err != nil:
-		return nil, fmt.Errorf("keys: open %s: %w", path, err)
-	case !fi.Mode().IsRegular() || fi.Size() == 0:
-		// bbolt would happily format an empty file; refuse instead.
-		return nil, fmt.Errorf("keys: open %s: %w: not a key store file", path, ErrCorrupt)
+	if _, err := statStoreFile(path); err != nil {
+		return nil, err
 	}
 	db, err := openBolt(path, o.lockTimeout)
 	if err != nil {
@@ -235,67 +229,105 @@ func Open(path string, passphrase []byte, opts ...Option) (*FileStore, error) {
 
 func openBolt(path string, timeout time.Duration) (*bolt.DB, error) {
 	db, err := bolt.Open(path, fileMode, &bolt.Options{Timeout: timeout})
-	switch {
-	case err == nil:
-		return db, nil
-	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("keys: open %s: %w (waited %v; is another sealmesh process using it?)", path, ErrLocked, timeout)
-	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
-		return nil, fmt.Errorf("keys: open %s: %w: %w", path, ErrCorrupt, err)
-	default:
-		return nil, fmt.Errorf("keys: open %s: %w", path, err)
+	if err != nil {
+		return nil, boltOpenError(path, timeout, err)
 	}
+	return db, nil
+}
+
+// boltOpenError maps a bolt.Open error to the package's sentinels.
+func boltOpenError(path string, timeout time.Duration, err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("keys: open %s: %w (waited %v; is another sealmesh process using it?)", path, ErrLocked, timeout)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
+		return fmt.Errorf("keys: open %s: %w: %w", path, ErrCorrupt, err)
+	default:
+		return fmt.Errorf("keys: open %s: %w", path, err)
+	}
+}
+
+// statStoreFile checks that path holds something that can be a key store,
+// without opening it. Errors wrap ErrNotInitialized or ErrCorrupt.
+func statStoreFile(path string) (os.FileInfo, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("keys: open %s: %w (create it with Init / sealmesh keys init)", path, ErrNotInitialized)
+	case err != nil:
+		return nil, fmt.Errorf("keys: open %s: %w", path, err)
+	case !fi.Mode().IsRegular() || fi.Size() == 0:
+		// bbolt would happily format an empty file; refuse instead.
+		return nil, fmt.Errorf("keys: open %s: %w: not a key store file", path, ErrCorrupt)
+	}
+	return fi, nil
 }
 
 func loadStore(db *bolt.DB, path string, passphrase []byte, o *options) (*FileStore, error) {
 	var kdfJSON, encKeyset []byte
-	err := db.View(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		if meta == nil || string(meta.Get(metaMagic)) != fileMagic {
-			return fmt.Errorf("%w: not a sealmesh key store", ErrCorrupt)
-		}
-		if v := string(meta.Get(metaVersion)); v != fileVersion {
-			return fmt.Errorf("%w: unsupported key store version %q (this build reads %q)", ErrCorrupt, v, fileVersion)
-		}
-		for _, b := range [][]byte{bucketContent, bucketKIDs, bucketSigning} {
-			if tx.Bucket(b) == nil {
-				return fmt.Errorf("%w: missing bucket %q", ErrCorrupt, b)
-			}
-		}
-		// Values are only valid inside the transaction: copy them out.
-		kdfJSON = append([]byte(nil), meta.Get(metaKDF)...)
-		encKeyset = append([]byte(nil), meta.Get(metaKeyset)...)
-		return nil
+	err := db.View(func(tx *bolt.Tx) (err error) {
+		kdfJSON, encKeyset, err = readMeta(tx)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("keys: open %s: %w", path, err)
 	}
-	var kdf kdfParams
-	if err := json.Unmarshal(kdfJSON, &kdf); err != nil {
-		return nil, fmt.Errorf("keys: open %s: %w: kdf record: %w", path, ErrCorrupt, err)
-	}
-	master := o.master
-	switch {
-	case kdf.Kind == kdfExternal && master == nil:
-		return nil, fmt.Errorf("keys: open %s: %w: the store is sealed by an external master key (KMS); open it with WithMasterAEAD", path, ErrWrongPassphrase)
-	case kdf.Kind == kdfArgon2id && master != nil:
-		return nil, fmt.Errorf("keys: open %s: %w: the store is sealed by a passphrase, not by the WithMasterAEAD key", path, ErrWrongPassphrase)
-	case kdf.Kind == kdfArgon2id:
-		if len(passphrase) == 0 {
-			return nil, fmt.Errorf("keys: open %s: %w: empty passphrase (set %s)", path, ErrWrongPassphrase, PassphraseEnv)
-		}
-		var err error
-		if master, err = passphraseAEAD(passphrase, kdf); err != nil {
-			return nil, fmt.Errorf("keys: open %s: %w: %w", path, ErrCorrupt, err)
-		}
-	case kdf.Kind != kdfExternal:
-		return nil, fmt.Errorf("keys: open %s: %w: unknown kdf %q", path, ErrCorrupt, kdf.Kind)
+	master, err := masterAEAD(kdfJSON, passphrase, o)
+	if err != nil {
+		return nil, fmt.Errorf("keys: open %s: %w", path, err)
 	}
 	handle, kek, err := decryptKEK(encKeyset, master)
 	if err != nil {
 		return nil, fmt.Errorf("keys: open %s: %w", path, err)
 	}
 	return &FileStore{path: path, db: db, master: master, now: o.now, handle: handle, kek: kek}, nil
+}
+
+// readMeta checks that tx is a version 1 key store and returns copies of its
+// kdf record and encrypted keyset. Errors wrap ErrCorrupt.
+func readMeta(tx *bolt.Tx) (kdfJSON, encKeyset []byte, err error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil || string(meta.Get(metaMagic)) != fileMagic {
+		return nil, nil, fmt.Errorf("%w: not a sealmesh key store", ErrCorrupt)
+	}
+	if v := string(meta.Get(metaVersion)); v != fileVersion {
+		return nil, nil, fmt.Errorf("%w: unsupported key store version %q (this build reads %q)", ErrCorrupt, v, fileVersion)
+	}
+	for _, b := range [][]byte{bucketContent, bucketKIDs, bucketSigning} {
+		if tx.Bucket(b) == nil {
+			return nil, nil, fmt.Errorf("%w: missing bucket %q", ErrCorrupt, b)
+		}
+	}
+	// Values are only valid inside the transaction: copy them out.
+	return bytes.Clone(meta.Get(metaKDF)), bytes.Clone(meta.Get(metaKeyset)), nil
+}
+
+// masterAEAD returns the master AEAD for a store with the given kdf record:
+// the WithMasterAEAD AEAD, or the key derived from passphrase with argon2id
+// (the slow step). Errors wrap ErrWrongPassphrase or ErrCorrupt.
+func masterAEAD(kdfJSON, passphrase []byte, o *options) (tink.AEAD, error) {
+	var kdf kdfParams
+	if err := json.Unmarshal(kdfJSON, &kdf); err != nil {
+		return nil, fmt.Errorf("%w: kdf record: %w", ErrCorrupt, err)
+	}
+	master := o.master
+	switch {
+	case kdf.Kind == kdfExternal && master == nil:
+		return nil, fmt.Errorf("%w: the store is sealed by an external master key (KMS); open it with WithMasterAEAD", ErrWrongPassphrase)
+	case kdf.Kind == kdfArgon2id && master != nil:
+		return nil, fmt.Errorf("%w: the store is sealed by a passphrase, not by the WithMasterAEAD key", ErrWrongPassphrase)
+	case kdf.Kind == kdfArgon2id:
+		if len(passphrase) == 0 {
+			return nil, fmt.Errorf("%w: empty passphrase (set %s)", ErrWrongPassphrase, PassphraseEnv)
+		}
+		var err error
+		if master, err = passphraseAEAD(passphrase, kdf); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+	case kdf.Kind != kdfExternal:
+		return nil, fmt.Errorf("%w: unknown kdf %q", ErrCorrupt, kdf.Kind)
+	}
+	return master, nil
 }
 
 // Path returns the file the store was opened from.

@@ -3,34 +3,44 @@ package keys
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
-// Option configures Init and Open.
+// Option configures Init, Open and NewReader. Each option says which of
+// them it affects; the others ignore it.
 type Option func(*options) error
 
 type options struct {
-	master      tink.AEAD
-	lockTimeout time.Duration
-	time        uint32
-	memoryKiB   uint32
-	threads     uint8
-	now         func() time.Time
+	master          tink.AEAD
+	lockTimeout     time.Duration
+	time            uint32
+	memoryKiB       uint32
+	threads         uint8
+	now             func() time.Time
+	refreshInterval time.Duration
+	logger          *slog.Logger
 }
 
-// DefaultLockTimeout is how long Open and Init wait for the file lock held by
-// another process before failing with ErrLocked.
+// DefaultLockTimeout is how long Open, Init and a Reader wait for the file
+// lock held by another process before failing with ErrLocked.
 const DefaultLockTimeout = time.Second
+
+// DefaultRefreshInterval is how often a Reader checks its store file for
+// changes when looked-up keys are found (a miss always checks).
+const DefaultRefreshInterval = 2 * time.Second
 
 func buildOptions(opts []Option) (*options, error) {
 	o := &options{
-		lockTimeout: DefaultLockTimeout,
-		time:        DefaultArgon2Time,
-		memoryKiB:   DefaultArgon2MemoryKiB,
-		threads:     DefaultArgon2Threads,
-		now:         time.Now,
+		lockTimeout:     DefaultLockTimeout,
+		time:            DefaultArgon2Time,
+		memoryKiB:       DefaultArgon2MemoryKiB,
+		threads:         DefaultArgon2Threads,
+		now:             time.Now,
+		refreshInterval: DefaultRefreshInterval,
+		logger:          slog.New(slog.DiscardHandler),
 	}
 	for _, opt := range opts {
 		if opt == nil {
@@ -60,8 +70,9 @@ func WithMasterAEAD(a tink.AEAD) Option {
 }
 
 // WithLockTimeout sets how long to wait for another process's lock on the
-// store file before failing with ErrLocked. It must be positive; the default
-// is DefaultLockTimeout.
+// store file before failing with ErrLocked: in Init, Open, NewReader and each
+// of a Reader's re-reads. It must be positive; the default is
+// DefaultLockTimeout.
 func WithLockTimeout(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {
@@ -87,13 +98,46 @@ func WithArgon2Params(time, memoryKiB uint32, threads uint8) Option {
 	}
 }
 
-// WithClock sets the clock used for ContentInfo.Created. The default is time.Now.
+// WithClock sets the clock used for ContentInfo.Created and for a Reader's
+// refresh schedule (WithRefreshInterval). The default is time.Now.
 func WithClock(now func() time.Time) Option {
 	return func(o *options) error {
 		if now == nil {
 			return errors.New("WithClock: nil clock")
 		}
 		o.now = now
+		return nil
+	}
+}
+
+// WithRefreshInterval sets how often a Reader looks at its store file for
+// changes while lookups succeed; a lookup miss always looks. Looking costs
+// one stat call; the file is re-read only if it changed. Zero selects
+// DefaultRefreshInterval; negative values are refused. It has no effect on
+// Init and Open.
+func WithRefreshInterval(d time.Duration) Option {
+	return func(o *options) error {
+		switch {
+		case d < 0:
+			return fmt.Errorf("WithRefreshInterval: %v is negative", d)
+		case d == 0:
+			d = DefaultRefreshInterval
+		}
+		o.refreshInterval = d
+		return nil
+	}
+}
+
+// WithLogger sets the logger a Reader reports failed background refreshes
+// to (at Warn) and re-reads to (at Debug). Log lines carry the store path and
+// the error, never key material. The default discards everything; nil is
+// refused. It has no effect on Init and Open.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("WithLogger: nil logger")
+		}
+		o.logger = l
 		return nil
 	}
 }

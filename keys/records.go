@@ -147,22 +147,31 @@ func deleteContentTx(content, index *bolt.Bucket, contentID string) error {
 	return content.DeleteBucket([]byte(contentID))
 }
 
-// unsealRecord decrypts one content/<id>/keys record and checks it against
-// its slot. Errors wrap ErrCorrupt.
-func unsealRecord(s *FileStore, contentID string, pk, v []byte) (ContentKey, error) {
+// parseRecord splits one content/<id>/keys record (period key pk, value
+// KID || sealed key) without decrypting it. sealed aliases v. Errors wrap
+// ErrCorrupt.
+func parseRecord(contentID string, pk, v []byte) (kid KID, period int, sealed []byte, err error) {
 	if len(pk) != 8 || len(v) < len(KID{}) {
-		return ContentKey{}, fmt.Errorf("%w: content %q: malformed key record", ErrCorrupt, contentID)
+		return KID{}, 0, nil, fmt.Errorf("%w: content %q: malformed key record", ErrCorrupt, contentID)
 	}
 	p := binary.BigEndian.Uint64(pk)
 	if p > uint64(^uint(0)>>1) {
-		return ContentKey{}, fmt.Errorf("%w: content %q: period out of range", ErrCorrupt, contentID)
+		return KID{}, 0, nil, fmt.Errorf("%w: content %q: period out of range", ErrCorrupt, contentID)
 	}
-	period := int(p)
-	var kid KID
 	copy(kid[:], v)
+	return kid, int(p), v[len(kid):], nil
+}
+
+// unsealRecord decrypts one content/<id>/keys record and checks it against
+// its slot. Errors wrap ErrCorrupt.
+func unsealRecord(s *FileStore, contentID string, pk, v []byte) (ContentKey, error) {
+	kid, period, sealed, err := parseRecord(contentID, pk, v)
+	if err != nil {
+		return ContentKey{}, err
+	}
 	// The associated data names this slot: a record moved here from another
 	// content, period or KID does not authenticate.
-	raw, err := s.currentKEK().Decrypt(v[len(kid):], contentKeyAD(contentID, kid, period))
+	raw, err := s.currentKEK().Decrypt(sealed, contentKeyAD(contentID, kid, period))
 	if err != nil {
 		return ContentKey{}, fmt.Errorf("%w: content %q: key %s period %d does not authenticate: %w", ErrCorrupt, contentID, kid, period, err)
 	}

@@ -4,8 +4,9 @@
 // It has four entry points:
 //
 //   - [Pack] reads progressive MP4 files (one per rendition: H.264 avc1 or
-//     HEVC video, AAC audio) or the HLS playlist of a clear fMP4 ladder, cuts
-//     every track at the same keyframes, encrypts each sample with the
+//     HEVC video, AAC audio) or the HLS playlist or static DASH MPD of a
+//     clear fMP4 ladder, cuts every track at the same keyframes (a ladder
+//     keeps its video cuts; audio cut elsewhere is re-cut to match), encrypts each sample with the
 //     'cbcs' (default) or 'cenc' scheme, and writes one folder per track,
 //     HLS and DASH playlists, and a signed segment manifest.
 //   - [Import] writes and signs the manifest for content another packager

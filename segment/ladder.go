@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +24,13 @@ const (
 type hlsLadder struct {
 	segFiles map[*track][]string
 	trex     map[*track]*mp4.TrexBox
+	loc      map[*track][]sampleLoc // per sample: where it lives
+}
+
+// sampleLoc places one sample of a ladder track: the input segment file and
+// the sample's position in it.
+type sampleLoc struct {
+	file, pos int
 }
 
 var attrRe = regexp.MustCompile(`([A-Z0-9-]+)=("[^"]*"|[^,]*)`)
@@ -84,7 +90,7 @@ func openHLSLadder(path string) (sampleSource, []*track, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	l := &hlsLadder{segFiles: map[*track][]string{}, trex: map[*track]*mp4.TrexBox{}}
+	l := &hlsLadder{segFiles: map[*track][]string{}, trex: map[*track]*mp4.TrexBox{}, loc: map[*track][]sampleLoc{}}
 	var mediaPaths []string
 	isMedia := false
 	for i, line := range lines {
@@ -162,6 +168,12 @@ func (l *hlsLadder) openMedia(path string) (*track, error) {
 	if initPath == "" {
 		return nil, fmt.Errorf("%w: %s has no EXT-X-MAP: only fMP4/CMAF ladders are supported (not MPEG-TS)", ErrUnsupportedInput, path)
 	}
+	return l.openTrack(path, initPath, segs)
+}
+
+// openTrack reads one clear ladder track: its init segment and, to index
+// its samples, every media segment once.
+func (l *hlsLadder) openTrack(path, initPath string, segs []string) (*track, error) {
 	if len(segs) == 0 {
 		return nil, fmt.Errorf("%w: %s lists no segments", ErrUnsupportedInput, path)
 	}
@@ -194,20 +206,41 @@ func (l *hlsLadder) openMedia(path string) (*track, error) {
 	if init.Init.Moov.Mvex != nil {
 		trex = init.Init.Moov.Mvex.Trex
 	}
+	return t, l.index(t, initPath, segs, trex)
+}
+
+// index reads every segment of a ladder track once to learn its samples'
+// timing, so the track can be re-cut to line up with the others (ladders
+// often cut audio at other instants than video).
+func (l *hlsLadder) index(t *track, initPath string, segs []string, trex *mp4.TrexBox) error {
 	l.trex[t] = trex
 	l.segFiles[t] = segs
+	x := &sampleIndex{}
+	var end uint64
 	for i := range segs {
 		samples, err := l.readSegment(t, i)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		first, last := samples[0], samples[len(samples)-1]
-		if kind == "video" && first.Flags&0x10000 != 0 { // sample_is_non_sync_sample
-			return nil, fmt.Errorf("%w: %s does not start with a keyframe", ErrNoSyncSamples, segs[i])
+		first := samples[0]
+		if i > 0 && first.DecodeTime != end {
+			return fmt.Errorf("%w: %s starts at %d but the previous segment ends at %d (timescale %d): gaps and overlaps are not supported",
+				ErrUnsupportedInput, segs[i], first.DecodeTime, end, t.timescale)
 		}
-		t.segs = append(t.segs, segSpan{start: first.DecodeTime, end: last.DecodeTime + uint64(last.Dur), ref: i, count: len(samples)})
+		if t.kind == "video" && first.Flags&0x10000 != 0 { // sample_is_non_sync_sample
+			return fmt.Errorf("%w: %s does not start with a keyframe", ErrNoSyncSamples, segs[i])
+		}
+		t.ladderCuts = append(t.ladderCuts, first.DecodeTime)
+		for j, s := range samples {
+			x.dts = append(x.dts, s.DecodeTime)
+			x.sync = append(x.sync, t.kind != "video" || s.Flags&0x10000 == 0)
+			l.loc[t] = append(l.loc[t], sampleLoc{file: i, pos: j})
+			end = s.DecodeTime + uint64(s.Dur)
+		}
 	}
-	return t, nil
+	x.dts = append(x.dts, end)
+	t.idx = x
+	return nil
 }
 
 func decodeFileLimited(path string, limit int64) (*mp4.File, error) {
@@ -252,12 +285,23 @@ func (l *hlsLadder) readSegment(t *track, i int) ([]mp4.FullSample, error) {
 }
 
 func (l *hlsLadder) samples(t *track, i int) ([]mp4.FullSample, []byte, error) {
-	ss, err := l.readSegment(t, t.segs[i].ref)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(ss) != t.segs[i].count {
-		return nil, nil, fmt.Errorf("%w: %s changed while packing", ErrUnsupportedInput, l.segFiles[t][t.segs[i].ref])
+	span := t.segs[i]
+	locs := l.loc[t][span.first-1 : span.last]
+	var ss []mp4.FullSample
+	for k := 0; k < len(locs); {
+		file := locs[k].file
+		fs, err := l.readSegment(t, file)
+		if err != nil {
+			return nil, nil, err
+		}
+		for ; k < len(locs) && locs[k].file == file; k++ {
+			if locs[k].pos >= len(fs) {
+				return nil, nil, fmt.Errorf("%w: %s changed while packing", ErrUnsupportedInput, l.segFiles[t][file])
+			}
+			s := fs[locs[k].pos]
+			s.DecodeTime -= t.base
+			ss = append(ss, s)
+		}
 	}
 	n := 0
 	for _, s := range ss {
@@ -272,29 +316,3 @@ func (l *hlsLadder) samples(t *track, i int) ([]mp4.FullSample, []byte, error) {
 }
 
 func (l *hlsLadder) close() error { return nil }
-
-// checkLadderAlignment requires every track of a ladder to be cut at the same
-// instants, so that one segment number means one stretch of time everywhere.
-func checkLadderAlignment(tracks []*track) error {
-	ref := tracks[0]
-	for _, t := range tracks[1:] {
-		if t.segs == nil {
-			return fmt.Errorf("%w: mixing HLS ladders and progressive files in one run", ErrUnsupportedInput)
-		}
-		if len(t.segs) != len(ref.segs) {
-			return fmt.Errorf("%w: %s has %d segments, %s has %d", ErrMismatchedRenditions, t.input, len(t.segs), ref.input, len(ref.segs))
-		}
-		tol := 0.5 / 24 // half a frame at 24 fps
-		if t.kind == "audio" {
-			tol = 0.1
-		}
-		for i := range t.segs {
-			a := float64(ref.segs[i].start) / float64(ref.timescale)
-			b := float64(t.segs[i].start) / float64(t.timescale)
-			if math.Abs(a-b) > tol {
-				return fmt.Errorf("%w: segment %d starts at %.3fs in %s but %.3fs in %s", ErrMismatchedRenditions, i+1, b, t.input, a, ref.input)
-			}
-		}
-	}
-	return nil
-}

@@ -7,12 +7,15 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sealmesh/sealmesh/internal/interop"
 	"github.com/sealmesh/sealmesh/segment"
 )
 
@@ -115,4 +118,54 @@ func TestImport(t *testing.T) {
 	}
 	_, err = segment.Import(context.Background(), cfg)
 	require.ErrorIs(t, err, segment.ErrOutputExists)
+}
+
+// TestPackFFmpegLadders packs clear ladders written by ffmpeg's own HLS
+// (fMP4) and DASH muxers, whose audio segments are cut at other instants
+// than the video's, and checks that every sample of every track decrypts
+// back to the source's bytes.
+func TestPackFFmpegLadders(t *testing.T) {
+	ffmpeg := interop.FFmpeg(t)
+	clip := clipPaths(t)
+	base := []string{"-hide_banner", "-loglevel", "error", "-i", clip[0], "-i", clip[1], "-map", "0:v", "-map", "1:v", "-map", "0:a", "-c", "copy"}
+	cases := map[string]struct {
+		args  []string
+		input string
+	}{
+		"hls": {[]string{"-f", "hls", "-hls_time", "4", "-hls_playlist_type", "vod", "-hls_segment_type", "fmp4",
+			"-hls_segment_filename", "seg_%v_%03d.m4s", "-hls_fmp4_init_filename", "init.mp4", "-master_pl_name", "master.m3u8",
+			"-var_stream_map", "v:0,agroup:aud v:1,agroup:aud a:0,agroup:aud", "stream_%v.m3u8"}, "master.m3u8"},
+		"dash": {[]string{"-f", "dash", "-seg_duration", "4", "-use_template", "1", "-use_timeline", "1",
+			"-adaptation_sets", "id=0,streams=v id=1,streams=a", "manifest.mpd"}, "manifest.mpd"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			cmd := exec.Command(ffmpeg, append(base, tc.args...)...)
+			cmd.Dir = dir
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			p := packClip(t, segment.SchemeCENC, 8*time.Second, func(c *segment.Config) { c.Inputs = []string{filepath.Join(dir, tc.input)} })
+			require.Len(t, p.m.Renditions, 3)
+			for _, c := range []struct{ id, src, handler string }{
+				{"video-640x360", clip[0], "vide"}, {"video-320x180", clip[1], "vide"}, {"audio", clip[0], "soun"},
+			} {
+				r := p.rendition(t, c.id)
+				var got [][]byte
+				for _, f := range r.Files {
+					if f.Kind != segment.KindMedia {
+						continue
+					}
+					d, err := segment.NewDecryptor(p.read(t, initFor(r, f).Path))
+					require.NoError(t, err)
+					clear, err := d.Decrypt(p.read(t, f.Path), p.keys)
+					require.NoError(t, err)
+					got = append(got, segmentSamples(t, d.ClearInit(), clear)...)
+				}
+				require.Equal(t, sourceSamples(t, c.src, c.handler), got, "%s differs from the source", c.id)
+			}
+			// Audio was re-cut to the video's segment boundaries.
+			require.Len(t, p.rendition(t, "audio").Files, len(p.rendition(t, "video-640x360").Files))
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -305,7 +306,7 @@ func openInputs(paths []string) ([]*track, []sampleSource, error) {
 		case ".m3u8":
 			src, tracks, err = openHLSLadder(p)
 		case ".mpd":
-			err = fmt.Errorf("%w: %s: DASH input is not supported yet; give the ladder's HLS playlist or progressive MP4 files", ErrUnsupportedInput, p)
+			src, tracks, err = openDASHLadder(p)
 		default:
 			src, tracks, err = openProgressive(p)
 		}
@@ -344,50 +345,65 @@ func openInputs(paths []string) ([]*track, []sampleSource, error) {
 	return all, sources, nil
 }
 
-// planSegments cuts every track at the same instants: the reference track's
-// sync samples nearest each multiple of target. Ladder tracks keep their cuts.
+// planSegments cuts every track at the same instants. The reference (first)
+// track is cut where an input ladder cut it, or else at its sync samples
+// nearest each multiple of target; every other track is cut at the sample
+// nearest those times, and video must have a keyframe there.
 func planSegments(tracks []*track, target time.Duration) error {
+	rebase(tracks)
 	ref := tracks[0]
-	if len(ref.segs) > 0 { // an fMP4 ladder is already segmented
-		return checkLadderAlignment(tracks)
-	}
-	p, ok := ref.src.(*progressive)
-	if !ok {
-		return fmt.Errorf("%w: mixing HLS ladders and progressive files in one run", ErrUnsupportedInput)
-	}
-	syncs, end := p.syncTimes(ref)
-	step := uint64(target.Seconds() * float64(ref.timescale))
-	cuts := []uint64{0}
-	next := step
-	for _, s := range syncs {
-		if s == 0 || s+step/8 < next {
-			continue
-		}
-		if end-s < step/4 { // do not leave a sliver of a last segment
-			break
-		}
-		cuts = append(cuts, s)
-		for next <= s+step/8 {
-			next += step
+	cuts := ref.ladderCuts
+	if cuts == nil {
+		syncs, end := ref.idx.syncTimes()
+		step := uint64(target.Seconds() * float64(ref.timescale))
+		cuts = []uint64{0}
+		next := step
+		for _, s := range syncs {
+			if s == 0 || s+step/8 < next {
+				continue
+			}
+			if end-s < step/4 { // do not leave a sliver of a last segment
+				break
+			}
+			cuts = append(cuts, s)
+			for next <= s+step/8 {
+				next += step
+			}
 		}
 	}
-	if err := p.cut(ref, cuts); err != nil {
-		return err
-	}
-	for _, t := range tracks[1:] {
-		tp, ok := t.src.(*progressive)
-		if !ok {
-			return fmt.Errorf("%w: mixing HLS ladders and progressive files in one run", ErrUnsupportedInput)
-		}
+	for _, t := range tracks {
 		tc := make([]uint64, len(cuts))
 		for i, c := range cuts {
 			tc[i] = uint64((float64(c)/float64(ref.timescale))*float64(t.timescale) + 0.5)
 		}
-		if err := tp.cut(t, tc); err != nil {
+		if err := cutTrack(t, tc); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// rebase moves a timeline that does not start at zero (a ladder cut from a
+// live stream) to zero, by the same number of seconds on every track so that
+// audio and video stay in sync.
+func rebase(tracks []*track) {
+	base := math.Inf(1)
+	for _, t := range tracks {
+		base = math.Min(base, float64(t.idx.dts[0])/float64(t.timescale))
+	}
+	if base <= 0 {
+		return
+	}
+	for _, t := range tracks {
+		b := uint64(base * float64(t.timescale))
+		t.base = b
+		for i := range t.idx.dts {
+			t.idx.dts[i] -= b
+		}
+		for i := range t.ladderCuts {
+			t.ladderCuts[i] -= min(b, t.ladderCuts[i])
+		}
+	}
 }
 
 type trackResult struct {

@@ -176,6 +176,12 @@ func TestPackBadInput(t *testing.T) {
 			}
 		}
 	}, clip[1])
+	dynamicMPD := filepath.Join(dir, "live.mpd")
+	require.NoError(t, os.WriteFile(dynamicMPD, []byte(`<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="dynamic"><Period/></MPD>`), 0o644))
+	tsHLS := filepath.Join(dir, "ts.m3u8")
+	require.NoError(t, os.WriteFile(tsHLS, []byte("#EXTM3U\n#EXTINF:4,\nseg1.ts\n#EXT-X-ENDLIST\n"), 0o644))
+	absHLS := filepath.Join(dir, "abs.m3u8")
+	require.NoError(t, os.WriteFile(absHLS, []byte("#EXTM3U\n#EXT-X-MAP:URI=\"/etc/passwd\"\n#EXTINF:4,\n1.m4s\n"), 0o644))
 	_, priv, _ := ed25519.GenerateKey(rand.Reader)
 	cases := []struct {
 		name   string
@@ -190,7 +196,9 @@ func TestPackBadInput(t *testing.T) {
 		{"unsupported codec", []string{mp4v}, nil, segment.ErrUnsupportedInput, "is not supported; use H.264"},
 		{"no sync samples", []string{noSync}, nil, segment.ErrNoSyncSamples, "keyframe"},
 		{"misaligned renditions", []string{clip[0], misaligned}, nil, segment.ErrMismatchedRenditions, "same keyframe interval"},
-		{"dash input", []string{filepath.Join(dir, "x.mpd")}, nil, segment.ErrUnsupportedInput, "DASH input"},
+		{"live dash input", []string{dynamicMPD}, nil, segment.ErrUnsupportedInput, "dynamic"},
+		{"hls without init", []string{tsHLS}, nil, segment.ErrUnsupportedInput, "EXT-X-MAP"},
+		{"hls escaping its folder", []string{absHLS}, nil, segment.ErrUnsupportedInput, "relative file URIs"},
 		{"bad content id", clip, func(c *segment.Config) { c.ContentID = "../etc" }, nil, "content ID"},
 		{"bad scheme", clip, func(c *segment.Config) { c.Scheme = "aes128" }, nil, "use cbcs or cenc"},
 		{"crypto period too short", clip, func(c *segment.Config) { c.CryptoPeriod = time.Second }, nil, "crypto period"},

@@ -87,6 +87,7 @@ func (p *progressive) load() ([]*track, error) {
 			return nil, fmt.Errorf("%w: %s: track %d has timescale 0", ErrUnsupportedInput, p.path, trak.Tkhd.TrackID)
 		}
 		p.traks[t] = pt
+		t.idx = &sampleIndex{dts: pt.dts, sync: pt.sync}
 		out = append(out, t)
 	}
 	if len(out) == 0 {
@@ -219,54 +220,3 @@ func sampleFlags(stbl *mp4.StblBox, nr uint32, sync bool) uint32 {
 }
 
 func (p *progressive) close() error { return p.f.Close() }
-
-// Segment planning for progressive tracks.
-
-func (p *progressive) syncTimes(t *track) (times []uint64, end uint64) {
-	pt := p.traks[t]
-	for i, s := range pt.sync {
-		if s {
-			times = append(times, pt.dts[i])
-		}
-	}
-	return times, pt.dts[pt.n]
-}
-
-// spanAt sets t's segments to start at the given times (in t's timescale).
-// Video tracks must have a sync sample at every cut.
-func (p *progressive) cut(t *track, cuts []uint64) error {
-	pt := p.traks[t]
-	t.segs = t.segs[:0]
-	// find sample index whose dts is closest to cut (within half a sample).
-	idx := 0
-	starts := make([]uint32, 0, len(cuts))
-	for _, c := range cuts {
-		for idx < int(pt.n) && pt.dts[idx+1] <= c {
-			idx++
-		}
-		if idx >= int(pt.n) {
-			return fmt.Errorf("%w: %s track of %s ends at %.3fs, before the cut at %.3fs; give renditions of equal length",
-				ErrMismatchedRenditions, t.kind, t.input, float64(pt.dts[pt.n])/float64(t.timescale), float64(c)/float64(t.timescale))
-		}
-		// sample idx covers c: choose it or the next, whichever starts nearer.
-		if idx+1 < int(pt.n) && pt.dts[idx+1]-c < c-pt.dts[idx] {
-			idx++
-		}
-		if t.kind == "video" && !pt.sync[idx] {
-			return fmt.Errorf("%w: %s has no keyframe at %.3fs where the first rendition cuts a segment; encode every rendition with the same keyframe interval (e.g. ffmpeg -g 48 -keyint_min 48 -sc_threshold 0)",
-				ErrMismatchedRenditions, t.input, float64(c)/float64(t.timescale))
-		}
-		if len(starts) > 0 && uint32(idx+1) <= starts[len(starts)-1] {
-			return fmt.Errorf("%w: %s: segments shorter than one sample", ErrMismatchedRenditions, t.input)
-		}
-		starts = append(starts, uint32(idx+1))
-	}
-	for i, s := range starts {
-		last := pt.n
-		if i+1 < len(starts) {
-			last = starts[i+1] - 1
-		}
-		t.segs = append(t.segs, segSpan{start: pt.dts[s-1], end: pt.dts[last], first: s, last: last, count: int(last - s + 1)})
-	}
-	return nil
-}

@@ -31,13 +31,77 @@ type track struct {
 	src       sampleSource
 	segs      []segSpan // one per output media segment
 	input     string
+	idx       *sampleIndex
+	// ladderCuts are the start times of an input ladder's segments; the
+	// reference track keeps them, other tracks are cut to match.
+	ladderCuts []uint64
+	// base is subtracted from the source's decode times so that every
+	// output track starts at zero on a timeline shared with the others.
+	base uint64
+}
+
+// sampleIndex is the timing of a track's samples, whatever the source.
+type sampleIndex struct {
+	dts  []uint64 // decode time of sample i+1; dts[n] is the end time
+	sync []bool   // sync flag of sample i+1
+}
+
+func (x *sampleIndex) n() int { return len(x.sync) }
+
+// syncTimes returns the decode times of the sync samples and the end time.
+func (x *sampleIndex) syncTimes() (times []uint64, end uint64) {
+	for i, s := range x.sync {
+		if s {
+			times = append(times, x.dts[i])
+		}
+	}
+	return times, x.dts[x.n()]
+}
+
+// cutTrack sets t's segments to start at the given times (in t's
+// timescale), each at the sample starting nearest the time. Video tracks
+// must have a sync sample at every cut.
+func cutTrack(t *track, cuts []uint64) error {
+	x := t.idx
+	n := x.n()
+	t.segs = t.segs[:0]
+	idx := 0
+	starts := make([]uint32, 0, len(cuts))
+	for _, c := range cuts {
+		for idx < n && x.dts[idx+1] <= c {
+			idx++
+		}
+		if idx >= n {
+			return fmt.Errorf("%w: %s track of %s ends at %.3fs, before the cut at %.3fs; give renditions of equal length",
+				ErrMismatchedRenditions, t.kind, t.input, float64(x.dts[n])/float64(t.timescale), float64(c)/float64(t.timescale))
+		}
+		// sample idx covers c: choose it or the next, whichever starts nearer.
+		if idx+1 < n && x.dts[idx+1]-c < c-x.dts[idx] {
+			idx++
+		}
+		if t.kind == "video" && !x.sync[idx] {
+			return fmt.Errorf("%w: %s has no keyframe at %.3fs where the first rendition cuts a segment; encode every rendition with the same keyframe interval (e.g. ffmpeg -g 48 -keyint_min 48 -sc_threshold 0)",
+				ErrMismatchedRenditions, t.input, float64(c)/float64(t.timescale))
+		}
+		if len(starts) > 0 && uint32(idx+1) <= starts[len(starts)-1] {
+			return fmt.Errorf("%w: %s: segments shorter than one sample", ErrMismatchedRenditions, t.input)
+		}
+		starts = append(starts, uint32(idx+1))
+	}
+	for i, s := range starts {
+		last := uint32(n)
+		if i+1 < len(starts) {
+			last = starts[i+1] - 1
+		}
+		t.segs = append(t.segs, segSpan{start: x.dts[s-1], end: x.dts[last], first: s, last: last, count: int(last - s + 1)})
+	}
+	return nil
 }
 
 // segSpan is one media segment of a track, in the track's timescale.
 type segSpan struct {
 	start, end  uint64 // decode time [start, end)
-	first, last uint32 // progressive input: 1-based sample numbers, inclusive
-	ref         int    // ladder input: index of the input segment
+	first, last uint32 // 1-based sample numbers, inclusive
 	count       int    // number of samples
 }
 

@@ -25,8 +25,9 @@ Encrypts clear video with Common Encryption and writes, under DIR:
                    (init-N.mp4 opens crypto period N when keys rotate)
 
 Inputs are progressive MP4 files, one per rendition (H.264 avc1 or HEVC
-video, AAC audio; every rendition keyframe-aligned), or the HLS playlist of
-an existing clear fMP4 ladder. Content keys are generated, sealed in the key
+video, AAC audio; every rendition keyframe-aligned), or the HLS playlist or
+static DASH MPD of an existing clear fMP4 ladder (its video cuts are kept,
+audio is re-cut to match). Content keys are generated, sealed in the key
 store and registered only once the whole output is written; the output is
 built beside DIR and renamed into place, so an interrupted run leaves nothing.
 
@@ -44,7 +45,7 @@ Examples:
 func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pack", packSynopsis, stderr)
 	var ins, keyArgs multiFlag
-	fs.Var(&ins, "in", "input `file`: progressive MP4 or an fMP4 HLS playlist (repeat per rendition)")
+	fs.Var(&ins, "in", "input `file`: progressive MP4 (repeat per rendition), or a clear fMP4 ladder's .m3u8 or .mpd")
 	out := fs.String("out", "", "output `folder` (must not exist unless --force)")
 	content := fs.String("content", "", "content `ID`: letters, digits, '.', '_', '-'")
 	scheme := fs.String("scheme", "cbcs", "CENC `scheme`: cbcs (AES-CBC 1:9 pattern) or cenc (AES-CTR)")
