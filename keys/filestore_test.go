@@ -282,3 +282,23 @@ func TestPassphraseFromEnv(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []byte("hunter2hunter2"), p)
 }
+
+func TestMasterKeyAEAD(t *testing.T) {
+	_, err := keys.MasterKeyAEAD(make([]byte, 16))
+	require.Error(t, err)
+	key := make([]byte, keys.MasterKeySize)
+	key[0] = 7
+	a, err := keys.MasterKeyAEAD(key)
+	require.NoError(t, err)
+	path := storePath(t)
+	s, err := keys.Init(path, nil, keys.WithMasterAEAD(a))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	other, err := keys.MasterKeyAEAD(make([]byte, keys.MasterKeySize))
+	require.NoError(t, err)
+	_, err = keys.Open(path, nil, keys.WithMasterAEAD(other))
+	require.ErrorIs(t, err, keys.ErrWrongPassphrase)
+	s, err = keys.Open(path, nil, keys.WithMasterAEAD(a))
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+}

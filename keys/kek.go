@@ -224,3 +224,17 @@ func contentKeyAD(contentID string, kid KID, period int) []byte {
 func signingKeyAD(name string) []byte {
 	return []byte(signingKeyADTag + "|" + name)
 }
+
+// MasterKeySize is the length of a raw master key for MasterKeyAEAD.
+const MasterKeySize = 32
+
+// MasterKeyAEAD turns a 32-byte master key, delivered by a secrets manager
+// or unwrapped by a KMS outside sealmesh, into the master AEAD that
+// WithMasterAEAD takes: AES-256-GCM with random nonces. No key derivation
+// runs, so the key must be uniformly random, never a passphrase.
+func MasterKeyAEAD(key []byte) (tink.AEAD, error) {
+	if len(key) != MasterKeySize {
+		return nil, fmt.Errorf("master key is %d bytes, want %d random bytes", len(key), MasterKeySize)
+	}
+	return newGCMAEAD(key)
+}

@@ -229,3 +229,18 @@ func TestDemoRuns(t *testing.T) {
 	require.Contains(t, r.stdout, "files verified")
 	require.NotContains(t, r.stdout, "FAILED")
 }
+
+func TestMasterKeyStore(t *testing.T) {
+	dir := t.TempDir()
+	ks := filepath.Join(dir, "ks.db")
+	key := []string{"SEALMESH_KEYSTORE_KEY=" + strings.Repeat("5a", 32), keys.PassphraseEnv + "="}
+	r := sealmesh(t, dir, key, "keys", "init", "--keystore", ks)
+	require.Equal(t, 0, r.code, r.stderr)
+	r = sealmesh(t, dir, key, "pack", "--keystore", ks, "--in", clip(t, "180p.mp4"), "--out", "o", "--content", "c")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = sealmesh(t, dir, nil, "keys", "list", "--keystore", ks)
+	require.Equal(t, 1, r.code, "a master-key store must not open with a passphrase")
+	r = sealmesh(t, dir, []string{"SEALMESH_KEYSTORE_KEY=abcd"}, "keys", "list", "--keystore", ks)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "32 random bytes")
+}

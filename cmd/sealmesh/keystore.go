@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -44,20 +46,46 @@ func passphrase(file string) ([]byte, error) {
 	return p, nil
 }
 
+// MasterKeyEnv names the variable holding a raw 32-byte master key (hex or
+// base64), for stores sealed by a key from a secrets manager or KMS instead
+// of a passphrase.
+const MasterKeyEnv = "SEALMESH_KEYSTORE_KEY"
+
+// unlock returns what opens the key store: a raw master key from
+// $SEALMESH_KEYSTORE_KEY if set, else the passphrase.
+func unlock(passFile string) ([]byte, []keys.Option, error) {
+	if v := strings.TrimSpace(os.Getenv(MasterKeyEnv)); v != "" {
+		raw, err := hex.DecodeString(v)
+		if err != nil {
+			raw, err = base64.StdEncoding.DecodeString(v)
+		}
+		if err != nil || len(raw) != keys.MasterKeySize {
+			return nil, nil, fmt.Errorf("%s must hold %d random bytes in hex or base64 (e.g. openssl rand -hex 32)", MasterKeyEnv, keys.MasterKeySize)
+		}
+		a, err := keys.MasterKeyAEAD(raw)
+		if err != nil {
+			return nil, nil, err
+		}
+		return nil, []keys.Option{keys.WithMasterAEAD(a)}, nil
+	}
+	pass, err := passphrase(passFile)
+	return pass, nil, err
+}
+
 // openKeystore opens the store and turns its errors into advice.
 func openKeystore(path, passFile string) (*keys.FileStore, error) {
-	pass, err := passphrase(passFile)
+	pass, opts, err := unlock(passFile)
 	if err != nil {
 		return nil, err
 	}
-	ks, err := keys.Open(path, pass)
+	ks, err := keys.Open(path, pass, opts...)
 	switch {
 	case err == nil:
 		return ks, nil
 	case errors.Is(err, keys.ErrNotInitialized):
 		return nil, fmt.Errorf("key store %s does not exist: create it with 'sealmesh keys init --keystore %s'", path, path)
 	case errors.Is(err, keys.ErrWrongPassphrase):
-		return nil, fmt.Errorf("key store %s: wrong passphrase (check %s)", path, keys.PassphraseEnv)
+		return nil, fmt.Errorf("key store %s: wrong passphrase or master key (check %s or %s): %v", path, keys.PassphraseEnv, MasterKeyEnv, err)
 	case errors.Is(err, keys.ErrLocked):
 		return nil, fmt.Errorf("key store %s is locked by another sealmesh process: stop it or wait, then retry", path)
 	case errors.Is(err, keys.ErrCorrupt):

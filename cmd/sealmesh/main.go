@@ -28,6 +28,7 @@ Run "sealmesh <command> --help" for a command's flags.
 Environment:
   SEALMESH_KEYSTORE             key store path when --keystore is not given
   SEALMESH_KEYSTORE_PASSPHRASE  key store passphrase for non-interactive use
+  SEALMESH_KEYSTORE_KEY         or: a random 32-byte master key (hex/base64) from a secrets manager
 `
 
 // exitError carries an exit code and a message meant for the user.
