@@ -22,6 +22,8 @@ Commands:
   demo     pack the bundled clip and show what was made (no flags needed)
   pack     encrypt MP4 or CMAF input into CMAF + HLS + DASH with a signed manifest
   keys     create the key store, list content keys, export keys for tests
+  license  run the license server (licenses, Clear Key, tickets, tracker); revoke
+  token    issue development entitlement tokens
 
 Run "sealmesh <command> --help" for a command's flags.
 
@@ -74,6 +76,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPack(ctx, rest, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, stdout, stderr)
+	case "license":
+		return runLicense(ctx, rest, stdout, stderr)
+	case "token":
+		return runToken(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

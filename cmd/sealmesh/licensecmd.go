@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/sealmesh/sealmesh/keys"
+	"github.com/sealmesh/sealmesh/license"
+	"github.com/sealmesh/sealmesh/license/token"
+)
+
+// DefaultState is the license server state path when --state is not given.
+const DefaultState = "sealmesh.state"
+
+const licenseSynopsis = `Usage: sealmesh license <serve|revoke|unrevoke> [flags]
+
+  serve     run the license server: native licenses, W3C Clear Key, swarm
+            tickets and the tracker (see the license package documentation)
+  revoke    revoke an account, a device or a libp2p peer ID; takes effect at
+            its next license, renewal, Clear Key request, ticket or announce
+  unrevoke  undo a revocation
+
+revoke and unrevoke reach a running server through its loopback admin
+endpoint (found in <state>.admin.json), or write the state file directly
+when no server holds it.
+
+Examples:
+  export SEALMESH_KEYSTORE_PASSPHRASE=...
+  sealmesh license serve --keystore keys.db --state license.state --dev-tokens
+  sealmesh license serve --listen :443 --tls-cert cert.pem --tls-key key.pem \
+      --keystore keys.db --state license.state --jwks backend-keys.json \
+      --audience license.example.com --cors-origin https://player.example.com
+  sealmesh license revoke --state license.state --account account-42
+  sealmesh license unrevoke --state license.state --peer 12D3KooW...`
+
+const tokenSynopsis = `Usage: sealmesh token issue --account A --content C [flags]
+
+Prints a development entitlement token (a JWT signed with EdDSA) on stdout.
+The development key lives beside the state file (<state>.devkey.json, created
+on first use); "sealmesh license serve" trusts it only with --dev-tokens.
+Production tokens come from the operator's backend (see package license/token).
+
+Examples:
+  sealmesh token issue --state license.state --account account-42 --content movie-7
+  sealmesh token issue --account a --content 'series-1/*' --content movie-7 --device stb-9 --ttl 10m`
+
+func runLicense(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, licenseSynopsis)
+		if len(args) == 0 {
+			return usageErr("license: give a subcommand: serve, revoke or unrevoke")
+		}
+		return nil
+	}
+	switch sub, rest := args[0], args[1:]; sub {
+	case "serve":
+		return runLicenseServe(ctx, rest, stdout, stderr)
+	case "revoke", "unrevoke":
+		return runRevoke(ctx, sub == "revoke", rest, stdout, stderr)
+	default:
+		fmt.Fprintln(stderr, licenseSynopsis)
+		return usageErr("license: unknown subcommand %q", sub)
+	}
+}
+
+func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("license serve", licenseSynopsis, stderr)
+	listen := fs.String("listen", license.DefaultListen, "`address` to serve the API on")
+	adminListen := fs.String("admin-listen", license.DefaultAdminListen, "loopback `address` of the admin endpoint (revocations); \"off\" disables it")
+	ksPath := fs.String("keystore", "", "key store `path` (default $SEALMESH_KEYSTORE or "+DefaultKeystore+")")
+	passFile := fs.String("passphrase-file", "", "read the key store passphrase from `file` instead of $"+keys.PassphraseEnv)
+	statePath := fs.String("state", DefaultState, "state file `path` (sessions, used nonces, revocations, audit log)")
+	tlsCert := fs.String("tls-cert", "", "TLS certificate chain `file` (PEM)")
+	tlsKey := fs.String("tls-key", "", "TLS private key `file` (PEM)")
+	devTokens := fs.Bool("dev-tokens", false, "trust development tokens from 'sealmesh token issue' (never in production)")
+	jwks := fs.String("jwks", "", "JWK set `file` of the token issuers' public keys (re-read when it changes)")
+	audience := fs.String("audience", "sealmesh", "this server's name: tokens' \"aud\" must contain it")
+	var cors multiFlag
+	fs.Var(&cors, "cors-origin", "`origin` allowed to call the API from a browser (repeatable; \"*\" for any)")
+	insecure := fs.Bool("insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
+	maxStreams := fs.Int("max-streams", license.DefaultMaxStreamsPerAccount, "concurrent streams per account (-1: no limit)")
+	licenseTTL := fs.Duration("license-ttl", license.DefaultLicenseTTL, "license and session lifetime")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*tlsCert == "") != (*tlsKey == "") {
+		return usageErr("license serve: give both --tls-cert and --tls-key, or neither")
+	}
+	if *tlsCert == "" && !*insecure && !loopbackAddr(*listen) {
+		return usageErr("license serve: refusing plain HTTP on %s: give --tls-cert and --tls-key, listen on loopback, or pass --insecure-http behind a TLS proxy", *listen)
+	}
+	if *jwks == "" && !*devTokens {
+		return usageErr("license serve: no token keys: give --jwks FILE (the operator backend's public keys) or --dev-tokens for development")
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+
+	pass, err := passphrase(*passFile)
+	if err != nil {
+		return err
+	}
+	path := keystorePath(*ksPath)
+	kr, err := keys.NewReader(path, pass)
+	if err != nil {
+		if errors.Is(err, keys.ErrNotInitialized) {
+			return fmt.Errorf("key store %s does not exist: create it with 'sealmesh keys init --keystore %s'", path, path)
+		}
+		if errors.Is(err, keys.ErrWrongPassphrase) {
+			return fmt.Errorf("key store %s: wrong passphrase (check %s)", path, keys.PassphraseEnv)
+		}
+		return fmt.Errorf("open key store %s: %w", path, err)
+	}
+	defer kr.Close()
+	sk, err := kr.SigningKey(ctx, keys.SigningKeyLicense)
+	if errors.Is(err, keys.ErrNotFound) {
+		return fmt.Errorf("key store %s has no %q signing key: it is made by 'sealmesh keys init'", path, keys.SigningKeyLicense)
+	}
+	if err != nil {
+		return err
+	}
+
+	vcfg := token.VerifierConfig{KeySetFile: *jwks, Audience: *audience, Logger: logger}
+	if *devTokens {
+		dev, err := token.LoadOrCreateDevIssuer(devKeyPath(*statePath))
+		if err != nil {
+			return fmt.Errorf("development token key: %w", err)
+		}
+		vcfg.ExtraKeys = []jose.JSONWebKey{dev.PublicJWK()}
+		logger.Warn("trusting development tokens (--dev-tokens): never use this in production", "dev_key", devKeyPath(*statePath))
+	}
+	verifier, err := token.NewVerifier(vcfg)
+	if err != nil {
+		return fmt.Errorf("token verifier: %w", err)
+	}
+	defer verifier.Close()
+
+	state, err := license.OpenState(*statePath, time.Second, nil)
+	if errors.Is(err, license.ErrStateLocked) {
+		return fmt.Errorf("state %s is in use by another license server: stop it, or give this one its own --state", *statePath)
+	}
+	if err != nil {
+		return err
+	}
+	defer state.Close()
+
+	srv, err := license.New(license.Config{Listen: *listen, CORSOrigins: cors, MaxStreamsPerAccount: *maxStreams, LicenseTTL: *licenseTTL, Logger: logger},
+		license.Deps{Keys: kr, Tokens: verifier, Signer: sk.Signer(), State: state})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	scheme := "http"
+	if *tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("load TLS certificate: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}})
+		scheme = "https"
+	}
+
+	errc := make(chan error, 2)
+	if *adminListen != "off" {
+		if !loopbackAddr(*adminListen) {
+			_ = ln.Close()
+			return usageErr("license serve: --admin-listen must be a loopback address, not %s", *adminListen)
+		}
+		aln, err := net.Listen("tcp", *adminListen)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("admin endpoint: listen on %s: %w (pass another --admin-listen, or off)", *adminListen, err)
+		}
+		tok := license.NewAdminToken()
+		if err := license.WriteAdminFile(*statePath, license.AdminInfo{Addr: aln.Addr().String(), Token: tok}); err != nil {
+			_ = ln.Close()
+			_ = aln.Close()
+			return err
+		}
+		defer os.Remove(license.AdminFilePath(*statePath))
+		go func() { errc <- srv.ServeAdmin(ctx, aln, tok) }()
+	}
+	_, keyID := srv.PublicKey()
+	fmt.Fprintf(stdout, "license server listening on %s://%s (signing key %s)\n", scheme, ln.Addr(), keyID)
+	go func() { errc <- srv.Serve(ctx, ln) }()
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		logger.Warn("license server: shutdown", "err", serr)
+	}
+	_ = srv.Close()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "license server stopped")
+	return nil
+}
+
+// loopbackAddr reports whether host:port names a loopback address.
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func devKeyPath(statePath string) string { return statePath + ".devkey.json" }
+
+func runRevoke(ctx context.Context, revoke bool, args []string, stdout, stderr io.Writer) error {
+	name := "unrevoke"
+	if revoke {
+		name = "revoke"
+	}
+	fs := newFlagSet("license "+name, licenseSynopsis, stderr)
+	statePath := fs.String("state", DefaultState, "state file `path` of the license server")
+	account := fs.String("account", "", "account `ID` (as in the tokens' \"sub\")")
+	device := fs.String("device", "", "device `ID`")
+	peer := fs.String("peer", "", "libp2p peer `ID`")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var kind license.RevocationKind
+	var value string
+	n := 0
+	for _, c := range []struct {
+		k license.RevocationKind
+		v string
+	}{{license.RevokeAccount, *account}, {license.RevokeDevice, *device}, {license.RevokePeer, *peer}} {
+		if c.v != "" {
+			kind, value = c.k, c.v
+			n++
+		}
+	}
+	if n != 1 {
+		return usageErr("license %s: give exactly one of --account, --device or --peer", name)
+	}
+	via, err := license.ChangeRevocation(ctx, *statePath, kind, value, revoke)
+	if err != nil {
+		return fmt.Errorf("license %s: %w", name, err)
+	}
+	fmt.Fprintf(stdout, "%sd %s %s (via the %s)\n", name, kind, value, via)
+	return nil
+}
+
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, tokenSynopsis)
+		if len(args) == 0 {
+			return usageErr("token: give a subcommand: issue")
+		}
+		return nil
+	}
+	if args[0] != "issue" {
+		fmt.Fprintln(stderr, tokenSynopsis)
+		return usageErr("token: unknown subcommand %q", args[0])
+	}
+	fs := newFlagSet("token issue", tokenSynopsis, stderr)
+	statePath := fs.String("state", DefaultState, "state file `path` of the license server; the development key is <path>.devkey.json")
+	account := fs.String("account", "", "account `ID` (\"sub\")")
+	var content multiFlag
+	fs.Var(&content, "content", "content `ID` the token covers (repeatable; a trailing * makes a prefix)")
+	device := fs.String("device", "", "bind the token to a device `ID`")
+	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
+	audience := fs.String("audience", "sealmesh", "the license server's audience (\"aud\")")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *account == "" || len(content) == 0 {
+		return usageErr("token issue: give --account and at least one --content")
+	}
+	if *ttl <= 0 {
+		return usageErr("token issue: --ttl must be positive")
+	}
+	dev, err := token.LoadOrCreateDevIssuer(devKeyPath(*statePath))
+	if err != nil {
+		return fmt.Errorf("development token key: %w", err)
+	}
+	now := time.Now()
+	tok, err := dev.Issue(token.Claims{Account: *account, Content: content, Device: *device, Audience: []string{*audience}, IssuedAt: now, Expiry: now.Add(*ttl)})
+	if err != nil {
+		return err
+	}
+	_ = ctx
+	fmt.Fprintln(stdout, tok)
+	return nil
+}

@@ -1,0 +1,192 @@
+// Package license is sealmesh's control plane: the license server that
+// decides who may decrypt (licenses and W3C Clear Key), who may join a
+// content's swarm (tickets) and who their neighbours are (the tracker), and
+// the client that players use to talk to it.
+//
+// # Entry points
+//
+//   - [New] builds a [Server] from a [Config] (every zero value is a
+//     documented default) and [Deps]: a [KeySource] (keys.Reader or
+//     keys.FileStore), a [TokenVerifier] (*token.Verifier), the Ed25519
+//     signer of the key store's "license" key, a [State] from [OpenState],
+//     and optionally a [ContentCatalog]. [Server.Serve] serves it,
+//     [Server.Shutdown] drains, [Server.Close] cuts the rest.
+//   - [NewClient] makes a [Client]: [Client.License], [Client.Renew],
+//     [Client.Ticket], [Client.Announce].
+//   - [NewTicketVerifier] checks swarm tickets; the transport layer calls
+//     its Verify through an interface of its own.
+//   - [ChangeRevocation] revokes through a running server or the state file.
+//
+// # Endpoints
+//
+// All bodies are JSON. Requests with a body need Content-Type:
+// application/json (except /v1/clearkey, whose body a browser CDM writes)
+// and at most Config.MaxBody bytes (64 KiB). Routes that act for an account
+// need "Authorization: Bearer <entitlement token>" (see package
+// license/token). Times are RFC 3339; binary values are base64url without
+// padding.
+//
+//	GET  /healthz   → 200 {"status":"ok","key_id":"…"}; 503 while draining
+//	GET  /metrics   → Prometheus text format
+//
+// POST /v1/nonce (no token) → a single-use nonce for the next license or renewal:
+//
+//	{"nonce":"AAAAAGnTb2s…","expires":"2026-03-01T12:01:00Z"}
+//
+// POST /v1/license (token) asks for a license and starts a session:
+//
+//	{"content":"movie-1",
+//	 "kids":["0f1e2d3c4b5a69788796a5b4c3d2e1f0"],   // optional, at most 2; or
+//	 "position":125.0,                           // optional, seconds (needs a ContentCatalog)
+//	 "hpke_public_key":"<b64url X25519 public key, 32 bytes>",
+//	 "suite":"x25519",                           // or "mlkem768x25519" (1,216-byte key)
+//	 "nonce":"<from /v1/nonce>",
+//	 "device_id":"stb-19"}                       // optional; a device-bound token fixes it
+//
+// With neither kids nor position the license carries the first two crypto
+// periods. The answer:
+//
+//	{"license":"<b64url payload JSON>","signature":"<b64url Ed25519>","key_id":"9f2c41d07ab3e6c5"}
+//
+// where the signature is over "sealmesh license v1\x00" || payload bytes,
+// made with the key whose keys.SigningKeyID is key_id, and the payload is
+//
+//	{"license_id":"…","session_id":"…",
+//	 "account_hash":"<64 hex: HMAC-SHA256 of the account under a server secret>",
+//	 "content":"movie-1","nonce":"<echoed>","device_id":"stb-19",
+//	 "not_before":"2026-03-01T12:00:00Z","expiry":"2026-03-01T12:05:00Z",
+//	 "renew_after":"2026-03-01T12:03:00Z",
+//	 "policy":{"persist":false,"renewable":true},
+//	 "keys":[{"kid":"0f1e…","period":3,"enc":"<b64url HPKE enc || ciphertext>"}, …],
+//	 "suite":"x25519"}
+//
+// Each content key is sealed alone with HPKE (RFC 9180, crypto/hpke):
+// KEM DHKEM(X25519, HKDF-SHA256) or ML-KEM-768+X25519, KDF HKDF-SHA256,
+// AEAD AES-128-GCM, info = "sealmesh license v1" 0x00 license_id 0x00
+// kid-hex. A license carries at most two keys: the current crypto period
+// and the next.
+//
+// POST /v1/license/renew (token) extends a session and returns a new license
+// (same session_id, new license_id, same answer shape):
+//
+//	{"session_id":"…","nonce":"…","hpke_public_key":"…","kids":["…","…"]}   // or "position"
+//
+// A session that is not renewed before its expiry lapses (410 session_expired).
+//
+// POST /v1/clearkey (token) is the W3C EME Clear Key license endpoint:
+//
+//	{"kids":["DxotPEtaaXiHlqW0w9Lh8A"],"type":"temporary"}
+//	→ {"keys":[{"kty":"oct","kid":"DxotPEtaaXiHlqW0w9Lh8A","k":"<b64url key>"}],"type":"temporary"}
+//
+// With an empty body (or no kids) the KIDs come from ?kid=<hex> query
+// parameters, which sealmesh HLS playlists append to the key URI. Only keys
+// of content the token entitles are returned: KIDs of other content alone
+// give 403 not_entitled, unknown KIDs alone 404 unknown_kid. OPTIONS
+// answers the CORS preflight for Config.CORSOrigins.
+//
+// POST /v1/ticket (token) → a swarm ticket for a libp2p peer ID:
+//
+//	{"peer_id":"12D3KooW…","content":"movie-1"}
+//	→ {"ticket":"<b64url payload>","signature":"…","key_id":"…","encoded":"<ticket>.<sig>.<key_id>","expiry":"…"}
+//
+// with payload {"ticket_id","peer_id","content","account_hash","not_before","expiry"}
+// (10 minutes by default). "encoded" is what peers carry (see ticket.go for
+// the byte format).
+//
+// POST /v1/announce (the ticket is the credential) registers a peer's
+// listen addresses and returns other live peers of the same content, those
+// in the announcer's network (same /24 or /48; Config.NetworkGroup) first:
+//
+//	{"ticket":"<encoded>","peer_id":"12D3KooW…","addrs":["/ip4/203.0.113.7/tcp/4001"],"want":20}
+//	→ {"peers":[{"peer_id":"12D3KooX…","addrs":["/ip4/203.0.113.99/udp/4001/quic-v1"]}]}
+//
+// # Errors
+//
+// Every error is {"error":{"code":"<code>","message":"<text>"}} with a
+// stable code (the Code constants) and status. Client mistakes are 4xx;
+// 5xx means a server fault (logged) and never follows from input alone.
+// A panic in a handler becomes 500 internal_error and a log line.
+//
+//	400 malformed_request       body is not the JSON the route takes, or a field is out of bounds
+//	400 invalid_nonce           not a nonce of this server
+//	400 nonce_expired           older than NonceTTL (60 s)
+//	400 invalid_public_key      hpke_public_key does not decode for the suite
+//	400 unsupported_suite       suite is not x25519 / mlkem768x25519
+//	400 too_many_kids           more than 2 KIDs (license) or 16 (Clear Key)
+//	400 position_unsupported    position > 0 without a ContentCatalog
+//	400 invalid_peer_id         not a base58btc / base32 CIDv1 peer ID
+//	401 missing_token           no Bearer token
+//	401 invalid_token           malformed, bad signature, unknown key, missing claim
+//	401 token_expired           past exp (beyond the verifier's leeway)
+//	401 token_not_yet_valid     before nbf/iat
+//	401 token_wrong_audience    aud does not name this server
+//	401 token_bad_algorithm     alg none, HS*, RS*, or not the key's algorithm
+//	401 invalid_ticket          ticket malformed or not signed by this server
+//	401 ticket_expired          ticket outside its validity
+//	403 not_entitled            the token does not cover the content
+//	403 device_mismatch         the token is bound to another device
+//	403 account_revoked, device_revoked, peer_revoked
+//	403 ticket_peer_mismatch    the ticket names another peer ID
+//	403 origin_not_allowed      CORS preflight from an origin not configured
+//	404 unknown_content         no keys for the content
+//	404 unknown_kid             a KID is unknown, or not of this content
+//	404 unknown_session         no such session for this account
+//	404 not_found               no such route
+//	405 method_not_allowed
+//	409 nonce_replayed          the nonce was used before
+//	410 session_expired         the session lapsed
+//	413 body_too_large
+//	415 unsupported_media_type
+//	429 rate_limited            per-IP or per-account rate limit; Retry-After set
+//	429 too_many_streams        the account's concurrent stream limit; Retry-After set
+//	500 internal_error
+//	503 unavailable             shutting down
+//
+// # Security reasoning
+//
+// A leaked license exposes minutes of content, not a film: it carries two
+// crypto periods' keys, sealed to the ephemeral HPKE key of the player that
+// asked, so a captured license is useless without that private key; the
+// HPKE info binds license ID and KID, so a wrapped key cannot be moved to
+// another license or KID; the Ed25519 signature (with a context string of
+// its own, apart from manifests and tickets) lets the player trust what it
+// unwraps, from a pinned key rather than TLS alone.
+//
+// Replay: licenses are bound to a single-use server nonce (see nonce.go for
+// why a server nonce rather than a client-signed jti). The nonce's single
+// use is recorded durably in the same transaction as the session it starts,
+// so it survives a restart.
+//
+// Accounts never appear in licenses, tickets, logs, metrics or the audit
+// log: an HMAC under a secret in the state file stands for them.
+//
+// Concurrency: the stream limit is checked and the session recorded under
+// one lock, so parallel requests cannot overshoot it. Revocations take
+// effect at the next license, renewal, Clear Key request, ticket or
+// announce; licenses already issued run out within LicenseTTL.
+//
+// Clear Key gives keys in clear to the browser (inside TLS): it is as
+// strong as the browser, and exists for players without a commercial DRM.
+// What software alone cannot do — stop a modified client from keeping the
+// keys or capturing frames — is a non-goal.
+//
+// Every phase of an HTTP request has a timeout, bodies are bounded before
+// parsing, and rate limits per IP (before the token is checked) and per
+// account bound what one client can cost.
+//
+// # State and performance
+//
+// Sessions, used nonces and revocations live in memory and in a bbolt file
+// (see state.go for the layout). The request path reads no disk; writes go
+// through one committer that coalesces concurrent requests into one fsynced
+// transaction (see commit.go), and a request is answered only once its
+// write is durable. Expired sessions and nonces are pruned every 30 s. The
+// tracker is soft state in memory.
+//
+// # Compatibility
+//
+// The endpoints, JSON fields, error codes, signature contexts, HPKE info
+// string and ticket encoding are versioned ("v1" in paths and contexts) and
+// kept; new optional fields and codes may be added. The state file is
+// versioned (1); later releases read it.
+package license

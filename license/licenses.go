@@ -1,0 +1,297 @@
+package license
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/sealmesh/sealmesh/keys"
+)
+
+var ecdhX25519 = ecdh.X25519()
+
+// licenseSigContext prefixes the signed bytes of a license, so that a
+// license signature can never pass for a ticket or manifest signature made
+// with the same key, or the other way round.
+const licenseSigContext = "sealmesh license v1\x00"
+
+// LicenseResponse is the answer of POST /v1/license and /v1/license/renew.
+type LicenseResponse struct {
+	License   string `json:"license"`   // base64url of the payload JSON bytes (LicensePayload)
+	Signature string `json:"signature"` // base64url Ed25519 over "sealmesh license v1\x00" || payload bytes
+	KeyID     string `json:"key_id"`    // the signing key's ID (keys.SigningKeyID)
+}
+
+// LicensePayload is the signed content of a license.
+type LicensePayload struct {
+	LicenseID   string       `json:"license_id"`
+	SessionID   string       `json:"session_id"`
+	AccountHash string       `json:"account_hash"`
+	Content     string       `json:"content"`
+	Nonce       string       `json:"nonce"` // the request's nonce, echoed
+	DeviceID    string       `json:"device_id,omitempty"`
+	NotBefore   time.Time    `json:"not_before"`
+	Expiry      time.Time    `json:"expiry"`
+	RenewAfter  time.Time    `json:"renew_after"`
+	Policy      Policy       `json:"policy"`
+	Keys        []WrappedKey `json:"keys"`
+	Suite       Suite        `json:"suite"`
+}
+
+// Policy says what the player may do with the keys.
+type Policy struct {
+	MaxResolution int  `json:"max_resolution,omitempty"` // lines; 0: no limit
+	Persist       bool `json:"persist"`                  // always false: keys live in memory only
+	Renewable     bool `json:"renewable"`
+}
+
+// WrappedKey is one content key sealed to the player's HPKE public key.
+type WrappedKey struct {
+	KID    string `json:"kid"` // 32 lowercase hex
+	Period int    `json:"period"`
+	Enc    string `json:"enc"` // base64url of HPKE enc || ciphertext
+}
+
+// keyInfo is the HPKE info string of a wrapped key. It binds the license ID
+// and the KID, so a wrapped key cannot be moved into another license or
+// presented as another KID's key: opening it there fails.
+func keyInfo(licenseID string, kid keys.KID) []byte {
+	return []byte("sealmesh license v1\x00" + licenseID + "\x00" + kid.String())
+}
+
+func hpkeKDF() hpke.KDF   { return hpke.HKDFSHA256() }
+func hpkeAEAD() hpke.AEAD { return hpke.AES128GCM() }
+
+// wrapKey seals one content key to pub. The raw key exists only for the
+// duration of this call.
+func wrapKey(pub hpke.PublicKey, licenseID string, ck keys.ContentKey) (WrappedKey, error) {
+	raw := ck.InsecureRawKey()
+	defer clear(raw)
+	ct, err := hpke.Seal(pub, hpkeKDF(), hpkeAEAD(), keyInfo(licenseID, ck.KID()), raw)
+	if err != nil {
+		return WrappedKey{}, fmt.Errorf("hpke seal %s: %w", ck.KID(), err)
+	}
+	return WrappedKey{KID: ck.KID().String(), Period: ck.Period(), Enc: b64.EncodeToString(ct)}, nil
+}
+
+// sealLicense wraps ks into p, then signs the payload.
+func sealLicense(signer crypto.Signer, keyID string, p *LicensePayload, pub hpke.PublicKey, ks []keys.ContentKey) (*LicenseResponse, error) {
+	p.Keys = make([]WrappedKey, 0, len(ks))
+	for _, ck := range ks {
+		wk, err := wrapKey(pub, p.LicenseID, ck)
+		if err != nil {
+			return nil, err
+		}
+		p.Keys = append(p.Keys, wk)
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := signer.Sign(nil, append([]byte(licenseSigContext), body...), crypto.Hash(0))
+	if err != nil {
+		return nil, fmt.Errorf("sign license: %w", err)
+	}
+	return &LicenseResponse{License: b64.EncodeToString(body), Signature: b64.EncodeToString(sig), KeyID: keyID}, nil
+}
+
+// randomID returns 16 random bytes in base64url (22 characters).
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return b64.EncodeToString(b[:])
+}
+
+// selectKeys picks the keys a license carries: the KIDs asked for (at most
+// two, all of this content), or the keys of the crypto period that holds
+// the position and of the one after it.
+//
+// A position needs each period's start time, which only the signed segment
+// manifest knows; without a ContentCatalog only position 0 (or none: the
+// start of the content) is answered, with the first two periods.
+func (s *Server) selectKeys(ctx context.Context, content string, q keyQuery) ([]keys.ContentKey, error) {
+	if len(q.kids) > 0 {
+		out := make([]keys.ContentKey, 0, len(q.kids))
+		for _, kid := range q.kids {
+			owner, ck, err := s.deps.Keys.ContentKey(ctx, kid)
+			switch {
+			case errors.Is(err, keys.ErrNotFound) || (err == nil && owner != content):
+				// A KID of other content is "unknown" here rather than "not
+				// entitled", so the answer does not say what else exists.
+				return nil, fail(http.StatusNotFound, CodeUnknownKID, fmt.Sprintf("KID %s is not a key of content %q", kid, content))
+			case err != nil:
+				return nil, internal(fmt.Errorf("content key %s: %w", kid, err))
+			}
+			out = append(out, ck)
+		}
+		return out, nil
+	}
+	all, err := s.deps.Keys.ContentKeys(ctx, content)
+	switch {
+	case errors.Is(err, keys.ErrNotFound):
+		return nil, fail(http.StatusNotFound, CodeUnknownContent, fmt.Sprintf("no keys for content %q", content))
+	case err != nil:
+		return nil, internal(fmt.Errorf("content keys of %q: %w", content, err))
+	case len(all) == 0:
+		return nil, fail(http.StatusNotFound, CodeUnknownContent, fmt.Sprintf("no keys for content %q", content))
+	}
+	period := all[0].Period()
+	if q.position != nil && *q.position > 0 {
+		if s.deps.Catalog == nil {
+			return nil, fail(http.StatusBadRequest, CodePositionUnsupport, "this server has no catalog of crypto period start times: ask by kids instead of position")
+		}
+		periods, err := s.deps.Catalog.Periods(ctx, content)
+		switch {
+		case errors.Is(err, keys.ErrNotFound):
+			return nil, fail(http.StatusBadRequest, CodePositionUnsupport, fmt.Sprintf("no period start times for content %q: ask by kids instead of position", content))
+		case err != nil:
+			return nil, internal(fmt.Errorf("catalog periods of %q: %w", content, err))
+		}
+		for _, p := range periods {
+			if p.Start <= *q.position {
+				period = p.Index
+			}
+		}
+	}
+	out := make([]keys.ContentKey, 0, 2)
+	for _, ck := range all {
+		if ck.Period() == period || ck.Period() == period+1 {
+			out = append(out, ck)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fail(http.StatusNotFound, CodeUnknownKID, fmt.Sprintf("content %q has no key for crypto period %d", content, period))
+	}
+	return out, nil
+}
+
+func kidStrings(ks []keys.ContentKey) []string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = k.KID().String()
+	}
+	return out
+}
+
+// handleLicense serves POST /v1/license.
+func (s *Server) handleLicense(w http.ResponseWriter, r *http.Request, body []byte) error {
+	ctx := r.Context()
+	auth, err := s.authorize(r)
+	if err != nil {
+		return err
+	}
+	ask, err := parseLicenseRequest(body)
+	if err != nil {
+		return err
+	}
+	device, err := s.deviceOf(auth, ask.device)
+	if err != nil {
+		return err
+	}
+	if !auth.claims.Entitles(ask.content) {
+		return fail(http.StatusForbidden, CodeNotEntitled, fmt.Sprintf("the token does not entitle content %q", ask.content))
+	}
+	now := s.cfg.Now()
+	nonce, nonceExp, err := s.deps.State.checkNonce(ask.nonce, now)
+	if err != nil {
+		return err
+	}
+	ks, err := s.selectKeys(ctx, ask.content, ask.keyQuery)
+	if err != nil {
+		return err
+	}
+	p := &LicensePayload{
+		LicenseID: randomID(), SessionID: randomID(), AccountHash: auth.accountHash,
+		Content: ask.content, Nonce: ask.nonce, DeviceID: device,
+		NotBefore: now.UTC().Truncate(time.Second), Expiry: now.Add(s.cfg.LicenseTTL).UTC().Truncate(time.Second),
+		RenewAfter: now.Add(s.cfg.RenewAfter).UTC().Truncate(time.Second),
+		Policy:     Policy{Persist: false, Renewable: true}, Suite: ask.suite,
+	}
+	err = s.deps.State.startSession(ctx, now, startParams{
+		sess:  session{ID: p.SessionID, AccountHash: p.AccountHash, Content: p.Content, Device: device, Created: now.UTC(), Expiry: p.Expiry},
+		nonce: &nonce, nonceExp: nonceExp, maxStreams: s.cfg.MaxStreamsPerAccount,
+		audit: AuditEntry{Time: now.UTC(), Event: "license", LicenseID: p.LicenseID, SessionID: p.SessionID, AccountHash: p.AccountHash,
+			Content: p.Content, KIDs: kidStrings(ks), Device: device, TokenID: auth.claims.ID},
+	})
+	if err != nil {
+		return err
+	}
+	resp, err := sealLicense(s.deps.Signer, s.keyID, p, ask.pub, ks)
+	if err != nil {
+		return internal(err)
+	}
+	s.metrics.licenses.WithLabelValues("license").Inc()
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// handleRenew serves POST /v1/license/renew.
+func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, body []byte) error {
+	ctx := r.Context()
+	auth, err := s.authorize(r)
+	if err != nil {
+		return err
+	}
+	ask, err := parseRenewRequest(body)
+	if err != nil {
+		return err
+	}
+	st := s.deps.State
+	content, device, ok := st.sessionInfo(ask.session, auth.accountHash)
+	if !ok || (ask.content != "" && ask.content != content) {
+		return fail(http.StatusNotFound, CodeUnknownSession, "no such session for this account and content: start a new one with /v1/license")
+	}
+	// The token may have changed since the session began (a new token from
+	// the backend): it must still be for this device and cover the content.
+	if _, err := s.deviceOf(auth, device); err != nil {
+		return err
+	}
+	if !auth.claims.Entitles(content) {
+		return fail(http.StatusForbidden, CodeNotEntitled, fmt.Sprintf("the token does not entitle content %q", content))
+	}
+	now := s.cfg.Now()
+	nonce, nonceExp, err := st.checkNonce(ask.nonce, now)
+	if err != nil {
+		return err
+	}
+	ks, err := s.selectKeys(ctx, content, ask.keyQuery)
+	if err != nil {
+		return err
+	}
+	p := &LicensePayload{
+		LicenseID: randomID(), SessionID: ask.session, AccountHash: auth.accountHash,
+		Content: content, Nonce: ask.nonce, DeviceID: device,
+		NotBefore: now.UTC().Truncate(time.Second), Expiry: now.Add(s.cfg.LicenseTTL).UTC().Truncate(time.Second),
+		RenewAfter: now.Add(s.cfg.RenewAfter).UTC().Truncate(time.Second),
+		Policy:     Policy{Persist: false, Renewable: true}, Suite: ask.suite,
+	}
+	if _, err := st.renewSession(ctx, now, ask.session, auth.accountHash, content, nonce, nonceExp, p.Expiry,
+		AuditEntry{Time: now.UTC(), Event: "renew", LicenseID: p.LicenseID, AccountHash: p.AccountHash,
+			Content: content, KIDs: kidStrings(ks), Device: device, TokenID: auth.claims.ID}); err != nil {
+		return err
+	}
+	resp, err := sealLicense(s.deps.Signer, s.keyID, p, ask.pub, ks)
+	if err != nil {
+		return internal(err)
+	}
+	s.metrics.licenses.WithLabelValues("renew").Inc()
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// handleNonce serves POST /v1/nonce.
+func (s *Server) handleNonce(w http.ResponseWriter, _ *http.Request, _ []byte) error {
+	n, err := s.deps.State.newNonce(s.cfg.Now(), s.cfg.NonceTTL)
+	if err != nil {
+		return internal(err)
+	}
+	writeJSON(w, http.StatusOK, n)
+	return nil
+}
