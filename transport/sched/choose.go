@@ -1,0 +1,78 @@
+package sched
+
+import (
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/sealmesh/sealmesh/segment"
+)
+
+// plan is where one fetch goes: a peer, the origin, or nowhere (neither set).
+type plan struct {
+	peer   peer.ID
+	origin bool
+}
+
+func (p plan) ok() bool { return p.origin || p.peer != "" }
+
+// chooseLocked decides where to fetch f from, ttd before its play deadline.
+// It is the one place the urgency rule lives (the package doc explains it):
+//
+//   - Outside the urgent window: the peer with the earliest predicted
+//     completion among the usable candidates; if none announced the file,
+//     the origin when allowOrigin (Run allows it only when no peer has
+//     anything it needs) or for a fetch that is already someone's need.
+//   - Inside the urgent window: a peer only if its throughput has been
+//     measured and 2×expected + origin's expected time fits in ttd (so if
+//     it turns out slow, the hedge at 2×expected still leaves the origin
+//     time); otherwise the origin; a peer anyway if there is no origin.
+//
+// exclude lists peers already tried for this fetch; needFree skips peers
+// that are already at perPeerParallel fetches; noOrigin rules the origin out
+// (it failed for this fetch).
+func (s *Scheduler) chooseLocked(f segment.File, cands []peer.ID, now time.Time, ttd time.Duration, exclude map[peer.ID]bool, needFree, noOrigin bool) plan {
+	var best peer.ID
+	var bestSt *peerState
+	var bestE time.Duration
+	usable := 0
+	for _, p := range cands {
+		st := s.peerLocked(p)
+		if st.banned || exclude[p] || now.Before(st.coolUntil) {
+			continue
+		}
+		usable++
+		if needFree && st.load >= perPeerParallel {
+			continue
+		}
+		if e := peerExpect(st, f.Size); best == "" || e < bestE {
+			best, bestSt, bestE = p, st, e
+		}
+	}
+	haveOrigin := s.cfg.Origin != nil && !noOrigin
+	originUp := haveOrigin && !now.Before(s.originDown)
+	if ttd >= s.cfg.UrgentWindow {
+		switch {
+		case best != "":
+			return plan{peer: best}
+		case usable > 0:
+			return plan{} // candidates exist but are busy: wait for a slot
+		case originUp:
+			return plan{origin: true}
+		}
+		return plan{}
+	}
+	if best != "" && bestSt.est.samples > 0 && 2*bestE+s.originExpectLocked(f.Size) <= ttd {
+		return plan{peer: best}
+	}
+	if originUp {
+		return plan{origin: true}
+	}
+	if best != "" {
+		return plan{peer: best} // the origin is down or absent: a peer is the only hope
+	}
+	if haveOrigin {
+		return plan{origin: true} // marked down, but nothing else can serve the file
+	}
+	return plan{}
+}

@@ -1,0 +1,100 @@
+// Package sched is sealmesh's deadline-aware fetch scheduler: it gets each
+// file of one rendition into the Store before the player needs it, from
+// peers when they can deliver in time and from the HTTP origin when they
+// cannot. P2P never stalls playback: a late peer loses the race to the origin.
+//
+// The package knows nothing of libp2p hosts, tickets or keys. It talks to
+// the swarm through the small [Peers] interface (the transport package
+// implements it over the segment protocol), to the origin through [Origin]
+// ([HTTPOrigin] is the HTTP implementation) and keeps bytes in a [Store]
+// (transport/cache's Cache or Mem).
+//
+// # Entry points
+//
+//	s, err := sched.New(sched.Config{
+//		Manifest:  m,             // verified segment manifest
+//		Rendition: "v1080",       // one scheduler per track (video, audio)
+//		Peers:     swarm,         // nil: origin only
+//		Origin:    &sched.HTTPOrigin{BaseURL: cdn, Manifest: m},
+//		Store:     c,             // cache.Open(...) or cache.NewMem(...)
+//	})
+//	defer s.Close()
+//	go s.Run(ctx, player.Position)          // prefetch loop
+//	init, _, err := s.GetInit(ctx, period)  // what the player asks for
+//	seg, src, err := s.Get(ctx, index)
+//	st := s.Stats()                         // bytes from peers vs origin, per peer
+//
+// [Scheduler.Run] keeps the window [playhead, playhead+BufferTarget] in the
+// Store. [Scheduler.Get] returns a segment now: from the Store, by joining
+// the fetch in flight for it, or by fetching it at the highest urgency.
+//
+// # How urgency is computed
+//
+// A file's deadline is when the player reaches it: now + (file start −
+// playhead), assuming 1× playback from the reported playhead (Run
+// recomputes it on every round, so pauses and stalls push deadlines out).
+// ttd is the time left until it. Get uses a deadline of now.
+//
+// Expected times come from throughput estimates: an EWMA (weight 0.3) of
+// bytes/second per peer, measured on each fetch, halved on each failure, and
+// lowered when a fetch is cancelled after running past its expected time; a
+// peer never measured is assumed to do 1 MiB/s. The expected time of a peer
+// fetch is size / rate × (1 + fetches already in flight to that peer). The
+// origin has its own estimate (4 MiB/s before measuring, never less than
+// 100 ms), written oE below.
+//
+// Starting a fetch:
+//
+//   - ttd ≥ UrgentWindow: the candidate peer with the earliest expected
+//     completion. Run fetches these rarest first (fewest candidates; ties in
+//     play order), at most MaxParallel at once and two per peer. A file no
+//     peer announced waits for the urgent window, except when no peer
+//     announced anything Run still needs ("no peers at all"): then Run fills
+//     the window from the origin, one file at a time, in play order.
+//   - ttd < UrgentWindow: a peer only if its throughput has been measured
+//     and 2 × its expected time + oE ≤ ttd, so that if it turns out slow the
+//     hedge at 2 × expected still leaves the origin time. Otherwise the
+//     origin; a peer after all if there is no origin or it just failed.
+//
+// While a file is being fetched only from peers:
+//
+//   - A peer fetch running past HedgeAfter (default 2 × its expected time)
+//     is hedged once: another candidate peer is asked too, or, inside the
+//     urgent window, whichever source the rule above picks. Outside the
+//     window the origin is not used for hedges: its bytes cost money and
+//     there is still time.
+//   - Inside the urgent window a running peer keeps the file only while
+//     2 × remaining + oE ≤ ttd, where remaining is what is left of its
+//     expected time or, once overdue, as long again as it has taken so far.
+//     When no running peer passes, the origin races them.
+//
+// An origin fetch is bounded to 30 s; one running past its own hedge time
+// (2 × oE, at least 250 ms) is raced by an untried candidate peer, if any.
+//
+// The first verified answer wins; the other fetches for the file are
+// cancelled. A fetch that fails moves to the next candidate, then to the
+// origin; when every source failed, the file fails with [ErrUnavailable]
+// and Run retries it a second later. After an origin failure urgent files
+// prefer peers for 2 s; a peer that fails three times in a row is skipped
+// for 10 s.
+//
+// # Integrity
+//
+// Peers and Origin promise verified bytes; the scheduler checks each file
+// against the manifest again (size, SHA-256) before storing it or returning
+// it, and re-checks what the Store returns. A peer whose bytes fail, by its
+// own implementation's check (an error wrapping segment.ErrIntegrity) or by
+// ours, is never asked again by this scheduler; the Peers implementation is
+// expected to ban it from the swarm. Get's caller owns the returned slice.
+//
+// # Time and tests
+//
+// Config.Now reads the clock; timers use the runtime clock, so tests that
+// control time run the scheduler in a testing/synctest bubble, where
+// deadlines, hedges and throughput are exact and nothing sleeps for real.
+//
+// # Compatibility
+//
+// The API may change before sealmesh 1.0. Defaults and the urgency rule may
+// be tuned in any release; tests should assert sources and order, not timings.
+package sched

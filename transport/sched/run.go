@@ -1,0 +1,237 @@
+package sched
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/sealmesh/sealmesh/segment"
+)
+
+// Run is the prefetch loop. It keeps the rendition's files from the
+// playhead to playhead+BufferTarget in the Store (with the init segment of
+// each crypto period they span), re-planning every 250 ms and whenever a
+// fetch ends, until ctx is done or the scheduler is closed. playhead
+// reports the player's media position; the scheduler assumes playback at
+// 1× from there to turn positions into deadlines, so a paused or stalled
+// player simply reports the same position again.
+//
+// On return, the fetches only Run wanted are cancelled and Run waits for
+// them to stop; fetches a Get is waiting for go on. Run returns ctx's error,
+// ErrClosed, or ErrRunning if another Run is active.
+func (s *Scheduler) Run(ctx context.Context, playhead func() time.Duration) error {
+	if playhead == nil {
+		return errors.New("sched: Run needs a playhead function")
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return ErrClosed
+	case s.running:
+		s.mu.Unlock()
+		return ErrRunning
+	}
+	s.running = true
+	s.mu.Unlock()
+	defer s.stopRun()
+
+	t := time.NewTicker(tickInterval)
+	defer t.Stop()
+	for {
+		s.plan(playhead())
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.ctx.Done():
+			return ErrClosed
+		case <-t.C:
+		case <-s.wake:
+		}
+	}
+}
+
+// stopRun gives up Run's claim on every job and waits for the ones that
+// ended with it.
+func (s *Scheduler) stopRun() {
+	s.mu.Lock()
+	var gone []*job
+	for _, j := range s.jobs {
+		if j.runOwned {
+			j.runOwned = false
+			j.owners--
+			if j.owners <= 0 {
+				j.cancel()
+				gone = append(gone, j)
+			}
+		}
+	}
+	s.running = false
+	s.mu.Unlock()
+	for _, j := range gone {
+		<-j.done
+		j.awg.Wait()
+	}
+}
+
+// want is one file of the buffer window and the time until it plays.
+type want struct {
+	f   segment.File
+	ttd time.Duration
+}
+
+// window lists the files of [ph, ph+BufferTarget] in play order, each
+// period's init segment just before the period's first media segment there.
+func (s *Scheduler) window(ph time.Duration) []want {
+	from, to := ph.Seconds(), (ph + s.cfg.BufferTarget).Seconds()
+	i := sort.Search(len(s.media), func(i int) bool { return s.media[i].Start+s.media[i].Duration > from })
+	var out []want
+	lastPeriod := -1
+	for ; i < len(s.media) && s.media[i].Start < to; i++ {
+		f := s.media[i]
+		ttd := max(time.Duration((f.Start-from)*float64(time.Second)), 0)
+		if f.Period != lastPeriod {
+			lastPeriod = f.Period
+			if init, ok := s.inits[f.Period]; ok {
+				out = append(out, want{init, ttd})
+			}
+		}
+		out = append(out, want{f, ttd})
+	}
+	return out
+}
+
+// plan is one round of Run: adopt or release jobs as the window moves,
+// update deadlines, and start fetches for what is missing.
+func (s *Scheduler) plan(ph time.Duration) {
+	win := s.window(ph)
+	now := s.now()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	in := make(map[string]bool, len(win))
+	for _, w := range win {
+		in[w.f.Path] = true
+	}
+	for path, j := range s.jobs {
+		if j.runOwned && !in[path] {
+			j.runOwned = false
+			j.owners--
+			if j.owners <= 0 {
+				j.cancel()
+			}
+		}
+	}
+	for path := range s.held {
+		if !in[path] {
+			delete(s.held, path)
+		}
+	}
+	var missing []want
+	for _, w := range win {
+		d := now.Add(w.ttd)
+		if j := s.jobs[w.f.Path]; j != nil {
+			if !j.runOwned {
+				j.runOwned = true
+				j.owners++
+			}
+			// A Get is waiting on it when Run is not its only owner: never postpone that.
+			if j.owners == 1 || d.Before(j.deadline) {
+				j.setDeadlineLocked(d)
+			}
+			continue
+		}
+		if s.presentLocked(w.f.Path) {
+			continue
+		}
+		if t, ok := s.failedAt[w.f.Path]; ok && now.Sub(t) < retryBackoff {
+			continue
+		}
+		missing = append(missing, w)
+	}
+	s.mu.Unlock()
+	if len(missing) == 0 {
+		return
+	}
+
+	cands := make([][]peer.ID, len(missing))
+	for i, w := range missing {
+		cands[i] = s.candidates(w.f.Path) // outside s.mu: Peers may take its own locks
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	type pending struct {
+		w     want
+		cands []peer.ID
+		n     int // usable candidates: the file's rarity
+	}
+	var queue []pending
+	rarity := make([]int, len(missing))
+	emptySwarm := true
+	for i := range missing {
+		rarity[i] = s.usableLocked(cands[i], now)
+		if rarity[i] > 0 {
+			emptySwarm = false
+		}
+	}
+	for i, w := range missing {
+		if s.jobs[w.f.Path] != nil {
+			continue // a Get started it meanwhile
+		}
+		switch {
+		case w.ttd < s.cfg.UrgentWindow:
+			p := s.chooseLocked(w.f, cands[i], now, w.ttd, nil, true, false)
+			if !p.ok() {
+				p = s.chooseLocked(w.f, cands[i], now, w.ttd, nil, false, false) // urgent: do not wait for a free slot
+			}
+			s.startRunJobLocked(w, now, p)
+		case rarity[i] == 0:
+			// No peer has it. Wait for it to enter the urgent window, unless
+			// no peer has anything we need: then fill the buffer from the
+			// origin in play order, originFillOrders at a time.
+			if emptySwarm && s.cfg.Origin != nil && s.originLoad < originFillOrders && !now.Before(s.originDown) {
+				s.startRunJobLocked(w, now, plan{origin: true})
+			}
+		default:
+			queue = append(queue, pending{w, cands[i], rarity[i]})
+		}
+	}
+	// Rarest first: the files fewest peers hold are the likeliest to become
+	// unavailable, so they go first; ties keep play order.
+	slices.SortStableFunc(queue, func(a, b pending) int { return a.n - b.n })
+	for _, q := range queue {
+		if s.peerLoad >= s.cfg.MaxParallel {
+			break
+		}
+		if p := s.chooseLocked(q.w.f, q.cands, now, q.w.ttd, nil, true, false); p.peer != "" {
+			s.startRunJobLocked(q.w, now, p)
+		}
+	}
+}
+
+func (s *Scheduler) startRunJobLocked(w want, now time.Time, p plan) {
+	j := s.newJobLocked(w.f, now.Add(w.ttd), p)
+	j.runOwned = true
+	j.owners++
+}
+
+// usableLocked counts the candidates the scheduler would ask.
+func (s *Scheduler) usableLocked(cands []peer.ID, now time.Time) int {
+	n := 0
+	for _, p := range cands {
+		if st := s.peers[p]; st == nil || (!st.banned && !now.Before(st.coolUntil)) {
+			n++
+		}
+	}
+	return n
+}
