@@ -23,8 +23,8 @@ func (p plan) ok() bool { return p.origin || p.peer != "" }
 //     completion among the usable candidates; if none announced the file,
 //     the origin when allowOrigin (Run allows it only when no peer has
 //     anything it needs) or for a fetch that is already someone's need.
-//   - Inside the urgent window: a peer only if its throughput has been
-//     measured and 2×expected + origin's expected time fits in ttd (so if
+//   - Inside the urgent window: a peer only if 2×expected (from its
+//     measured throughput, or the prior) + origin's expected time fits in ttd (so if
 //     it turns out slow, the hedge at 2×expected still leaves the origin
 //     time); otherwise the origin; a peer anyway if there is no origin.
 //
@@ -33,7 +33,6 @@ func (p plan) ok() bool { return p.origin || p.peer != "" }
 // (it failed for this fetch).
 func (s *Scheduler) chooseLocked(f segment.File, cands []peer.ID, now time.Time, ttd time.Duration, exclude map[peer.ID]bool, needFree, noOrigin bool) plan {
 	var best peer.ID
-	var bestSt *peerState
 	var bestE time.Duration
 	usable := 0
 	for _, p := range cands {
@@ -46,7 +45,7 @@ func (s *Scheduler) chooseLocked(f segment.File, cands []peer.ID, now time.Time,
 			continue
 		}
 		if e := peerExpect(st, f.Size); best == "" || e < bestE {
-			best, bestSt, bestE = p, st, e
+			best, bestE = p, e
 		}
 	}
 	haveOrigin := s.cfg.Origin != nil && !noOrigin
@@ -62,7 +61,11 @@ func (s *Scheduler) chooseLocked(f segment.File, cands []peer.ID, now time.Time,
 		}
 		return plan{}
 	}
-	if best != "" && bestSt.est.samples > 0 && 2*bestE+s.originExpectLocked(f.Size) <= ttd {
+	// An unmeasured peer is judged by the prior rate: if it turns out
+	// slower, the hedge at 2×expected still leaves the origin its time.
+	// This is what lets a new viewer's first segment, which has the start-up
+	// budget as its deadline, come from a peer.
+	if best != "" && 2*bestE+s.originExpectLocked(f.Size) <= ttd {
 		return plan{peer: best}
 	}
 	if originUp {

@@ -51,9 +51,11 @@
 //     peer announced waits for the urgent window, except when no peer
 //     announced anything Run still needs ("no peers at all"): then Run fills
 //     the window from the origin, one file at a time, in play order.
-//   - ttd < UrgentWindow: a peer only if its throughput has been measured
-//     and 2 × its expected time + oE ≤ ttd, so that if it turns out slow the
-//     hedge at 2 × expected still leaves the origin time. Otherwise the
+//   - ttd < UrgentWindow: a peer only if 2 × its expected time (from its
+//     measured throughput, or the 1 MiB/s prior for a new peer) + oE ≤ ttd,
+//     so that if it turns out slow the hedge at 2 × expected still leaves
+//     the origin time. A new viewer's first segment, whose deadline is the
+//     player's start-up budget, can therefore come from a peer. Otherwise the
 //     origin; a peer after all if there is no origin or it just failed.
 //
 // While a file is being fetched only from peers:

@@ -93,7 +93,7 @@ func (s *Scheduler) window(ph time.Duration) []want {
 	lastPeriod := -1
 	for ; i < len(s.media) && s.media[i].Start < to; i++ {
 		f := s.media[i]
-		ttd := max(time.Duration((f.Start-from)*float64(time.Second)), 0)
+		ttd := max(time.Duration((f.Start-from)/s.cfg.Speed*float64(time.Second)), 0)
 		if f.Period != lastPeriod {
 			lastPeriod = f.Period
 			if init, ok := s.inits[f.Period]; ok {

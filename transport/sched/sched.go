@@ -118,6 +118,10 @@ type Config struct {
 	// for the origin: inside it a file goes to the origin unless a measured
 	// peer can deliver it well in time (see the package doc). Zero: 4 s.
 	UrgentWindow time.Duration
+	// Speed is how fast the player consumes content time: 2 plays two
+	// seconds of content per second, so deadlines come twice as fast
+	// (demos and benchmarks play faster than real time). Zero: 1.
+	Speed float64
 	// MaxParallel caps the peer fetches Run starts at once. Zero: 4.
 	MaxParallel int
 	// HedgeAfter is how long a peer fetch may run before another peer or the
@@ -186,6 +190,12 @@ func New(cfg Config) (*Scheduler, error) {
 	}
 	if cfg.BufferTarget < 0 || cfg.UrgentWindow < 0 || cfg.MaxParallel < 0 || cfg.HedgeAfter < 0 || cfg.PeerTimeout < 0 {
 		return nil, errors.New("sched: negative Config durations or counts")
+	}
+	if cfg.Speed < 0 {
+		return nil, errors.New("sched: Speed must not be negative")
+	}
+	if cfg.Speed == 0 {
+		cfg.Speed = 1
 	}
 	if cfg.BufferTarget == 0 {
 		cfg.BufferTarget = DefaultBufferTarget
