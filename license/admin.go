@@ -29,7 +29,10 @@ import (
 //
 //	POST /admin/revoke    {"kind":"account|device|peer","value":"..."}  → 204
 //	POST /admin/unrevoke  {"kind":...,"value":...}                      → 204
-//	GET  /admin/revocations                                            → [Revocation...]
+//	GET  /admin/revocations                                            → [Revocation...] (sorted)
+//	GET  /admin/audit[?since=<RFC 3339>]                               → AuditEntry per line (NDJSON)
+//
+// ReadAudit and ReadRevocations (auditread.go) use the last two.
 
 // AdminInfo is the content of the admin file.
 type AdminInfo struct {
@@ -139,6 +142,7 @@ func (s *Server) adminHandler(adminToken string) http.Handler {
 		writeJSON(w, http.StatusOK, s.deps.State.Revocations())
 		return nil
 	}))
+	mux.Handle("/admin/audit", authed("admin_audit", http.MethodGet, s.handleAdminAudit))
 	return mux
 }
 

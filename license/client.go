@@ -192,14 +192,11 @@ func (c *Client) accept(p *LicensePayload, priv hpke.PrivateKey, q KeyRequest, n
 	case len(p.Keys) == 0 || len(p.Keys) > maxLicenseKIDs:
 		return nil, fmt.Errorf("%w: %d keys", ErrLicenseMismatch, len(p.Keys))
 	}
+	var err error
 	l := &License{ID: p.LicenseID, SessionID: p.SessionID, Content: p.Content, AccountHash: p.AccountHash, DeviceID: p.DeviceID,
 		NotBefore: p.NotBefore, Expiry: p.Expiry, RenewAfter: p.RenewAfter, Policy: p.Policy}
-	for _, wk := range p.Keys {
-		ck, err := unwrapKey(priv, p.LicenseID, wk)
-		if err != nil {
-			return nil, err
-		}
-		l.keys = append(l.keys, ck)
+	if l.keys, err = unwrapKeys(priv, p); err != nil {
+		return nil, err
 	}
 	if len(q.KIDs) > 0 {
 		if len(q.KIDs) != len(l.keys) {
@@ -214,27 +211,41 @@ func (c *Client) accept(p *LicensePayload, priv hpke.PrivateKey, q KeyRequest, n
 	return l, nil
 }
 
-// unwrapKey opens one wrapped key with the player's private key. It fails
-// for any other private key, license ID or KID (all bound by HPKE info).
-func unwrapKey(priv hpke.PrivateKey, licenseID string, wk WrappedKey) (keys.ContentKey, error) {
-	kid, err := keys.ParseKID(wk.KID)
-	if err != nil {
-		return keys.ContentKey{}, fmt.Errorf("%w: bad KID", ErrLicenseMalformed)
+// unwrapKeys opens the wrapped keys of p with the player's private key, in
+// the order listed (the HPKE context's sequence numbers follow it). It
+// fails for any other private key, license ID, KID, period or order: see
+// "One HPKE context per license" in licenses.go.
+func unwrapKeys(priv hpke.PrivateKey, p *LicensePayload) ([]keys.ContentKey, error) {
+	enc, err := b64.DecodeString(p.Enc)
+	if err != nil || len(enc) == 0 || len(enc) > maxEncodedPubKey {
+		return nil, fmt.Errorf("%w: enc is not base64url", ErrLicenseMalformed)
 	}
-	ct, err := b64.DecodeString(wk.Enc)
+	rcpt, err := hpke.NewRecipient(enc, priv, hpkeKDF(), hpkeAEAD(), licenseInfo(p.LicenseID))
 	if err != nil {
-		return keys.ContentKey{}, fmt.Errorf("%w: key %s: enc is not base64url", ErrLicenseMalformed, kid)
+		return nil, fmt.Errorf("%w: enc does not decapsulate with this player's private key", ErrLicenseMismatch)
 	}
-	raw, err := hpke.Open(priv, hpkeKDF(), hpkeAEAD(), keyInfo(licenseID, kid), ct)
-	if err != nil {
-		return keys.ContentKey{}, fmt.Errorf("%w: key %s does not open with this player's private key", ErrLicenseMismatch, kid)
+	out := make([]keys.ContentKey, 0, len(p.Keys))
+	for _, wk := range p.Keys {
+		kid, err := keys.ParseKID(wk.KID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: bad KID", ErrLicenseMalformed)
+		}
+		ct, err := b64.DecodeString(wk.CT)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %s: ct is not base64url", ErrLicenseMalformed, kid)
+		}
+		raw, err := rcpt.Open(keyAAD(kid, wk.Period), ct)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %s (period %d) does not open with this player's private key", ErrLicenseMismatch, kid, wk.Period)
+		}
+		ck, err := keys.ContentKeyFromBytes(kid, wk.Period, raw)
+		clear(raw)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrLicenseMalformed, err)
+		}
+		out = append(out, ck)
 	}
-	defer clear(raw)
-	ck, err := keys.ContentKeyFromBytes(kid, wk.Period, raw)
-	if err != nil {
-		return keys.ContentKey{}, fmt.Errorf("%w: %w", ErrLicenseMalformed, err)
-	}
-	return ck, nil
+	return out, nil
 }
 
 // verifyLicenseResponse checks the signature of a license response under

@@ -26,21 +26,29 @@ type commitOp struct {
 }
 
 func (s *State) commit(ctx context.Context, fn func(*bolt.Tx) error) error {
+	return s.commitAsync(ctx, fn)()
+}
+
+// commitAsync queues fn for the committer and returns a function that waits
+// until it is durable (or failed). The caller may work in between — the
+// license handlers seal and sign the license while the fsync runs — but
+// must not answer before the wait returns nil.
+func (s *State) commitAsync(ctx context.Context, fn func(*bolt.Tx) error) (wait func() error) {
 	op := &commitOp{fn: fn, done: make(chan error, 1)}
 	s.closedMu.RLock()
 	if s.closed {
 		s.closedMu.RUnlock()
-		return ErrStateClosed
+		return func() error { return ErrStateClosed }
 	}
 	if err := ctx.Err(); err != nil {
 		s.closedMu.RUnlock()
-		return err
+		return func() error { return err }
 	}
 	// The committer drains the queue even while Close waits for closedMu,
 	// so this send cannot block forever.
 	s.commits <- op
 	s.closedMu.RUnlock()
-	return <-op.done
+	return func() error { return <-op.done }
 }
 
 func (s *State) committer() {
@@ -104,11 +112,17 @@ type startParams struct {
 	// reuse: if a live session with sess.ID exists for the same account,
 	// extend it instead of counting a new stream.
 	reuse bool
+	// during, if set, runs while the write is being made durable (the
+	// license's crypto); its error is returned once the write is durable.
+	during func() error
 }
 
 // startSession atomically checks the nonce and the account's stream limit,
-// records both in memory, and makes them durable. A client error comes back
-// as an *apiError.
+// records both in memory, and makes them durable, running p.during
+// meanwhile. It returns only once the write is durable (or failed and was
+// undone in memory). A client error comes back as an *apiError. An error
+// of p.during leaves the session recorded: it is a server fault, and the
+// session lapses at its expiry.
 func (s *State) startSession(ctx context.Context, now time.Time, p startParams) error {
 	if err := s.usable(ctx); err != nil {
 		return err
@@ -155,8 +169,12 @@ func (s *State) startSession(ctx context.Context, now time.Time, p startParams) 
 	cur := *s.sessions[p.sess.ID]
 	s.mu.Unlock()
 
-	err := s.commit(ctx, func(tx *bolt.Tx) error { return putStart(tx, &cur, p.nonce, p.nonceExp, &p.audit) })
-	if err != nil {
+	wait := s.commitAsync(ctx, func(tx *bolt.Tx) error { return putStart(tx, &cur, p.nonce, p.nonceExp, &p.audit) })
+	var duringErr error
+	if p.during != nil {
+		duringErr = p.during()
+	}
+	if err := wait(); err != nil {
 		s.mu.Lock()
 		if p.nonce != nil {
 			delete(s.nonces, *p.nonce)
@@ -169,12 +187,13 @@ func (s *State) startSession(ctx context.Context, now time.Time, p startParams) 
 		s.mu.Unlock()
 		return err
 	}
-	return nil
+	return duringErr
 }
 
 // renewSession extends a live session of the same account and content,
-// using up a fresh nonce, and returns a copy of it.
-func (s *State) renewSession(ctx context.Context, now time.Time, id, accountHash, content string, nonce [nonceSize]byte, nonceExp, expiry time.Time, audit AuditEntry) (session, error) {
+// using up a fresh nonce, and returns a copy of it. during runs while the
+// write is made durable, as in startSession.
+func (s *State) renewSession(ctx context.Context, now time.Time, id, accountHash, content string, nonce [nonceSize]byte, nonceExp, expiry time.Time, audit AuditEntry, during func() error) (session, error) {
 	if err := s.usable(ctx); err != nil {
 		return session{}, err
 	}
@@ -200,8 +219,12 @@ func (s *State) renewSession(ctx context.Context, now time.Time, id, accountHash
 	cur := *se
 	s.mu.Unlock()
 	audit.SessionID = id
-	err := s.commit(ctx, func(tx *bolt.Tx) error { return putStart(tx, &cur, &nonce, nonceExp, &audit) })
-	if err != nil {
+	wait := s.commitAsync(ctx, func(tx *bolt.Tx) error { return putStart(tx, &cur, &nonce, nonceExp, &audit) })
+	var duringErr error
+	if during != nil {
+		duringErr = during()
+	}
+	if err := wait(); err != nil {
 		s.mu.Lock()
 		delete(s.nonces, nonce)
 		if se.Expiry.Equal(expiry) {
@@ -210,7 +233,7 @@ func (s *State) renewSession(ctx context.Context, now time.Time, id, accountHash
 		s.mu.Unlock()
 		return session{}, err
 	}
-	return cur, nil
+	return cur, duringErr
 }
 
 // logAudit appends an audit entry (tickets), durably.

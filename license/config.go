@@ -32,6 +32,7 @@ const (
 	DefaultIPBurst                = 100
 	DefaultMaxLimiters            = 100_000 // tracked IPs and accounts, each
 	DefaultTrackerPeersPerContent = 10_000
+	DefaultTokenCacheSize         = 10_000
 )
 
 // Config tunes a Server. Every zero value means the documented default, so
@@ -92,6 +93,11 @@ type Config struct {
 	// origins cannot read responses.
 	CORSOrigins []string
 
+	// TokenCacheSize bounds the cache of verified entitlement tokens (see
+	// tokencache.go for what it skips and what it still checks). Default
+	// 10,000 entries; negative disables the cache.
+	TokenCacheSize int
+
 	// TrackerPeersPerContent bounds the tracker's entries per content.
 	// When full, the entry closest to expiry is dropped. Default 10,000.
 	TrackerPeersPerContent int
@@ -147,6 +153,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxLimiters == 0 {
 		c.MaxLimiters = DefaultMaxLimiters
+	}
+	if c.TokenCacheSize == 0 {
+		c.TokenCacheSize = DefaultTokenCacheSize
 	}
 	if c.TrackerPeersPerContent == 0 {
 		c.TrackerPeersPerContent = DefaultTrackerPeersPerContent

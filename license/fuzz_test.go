@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/sealmesh/sealmesh/keys"
 )
 
 // Fuzz targets for every decoder of outside input. They check that no input
@@ -103,7 +105,15 @@ func FuzzLicenseResponse(f *testing.F) {
 	pub := fuzzKey.Public().(ed25519.PublicKey)
 	kem, _ := SuiteX25519.kem()
 	priv, _ := kem.GenerateKey()
-	resp, err := sealLicense(fuzzKey, "k", &LicensePayload{LicenseID: "l", Content: "c", Nonce: "n"}, priv.PublicKey(), nil)
+	var ks []keys.ContentKey
+	for p := range 2 {
+		k, err := keys.NewContentKey(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		ks = append(ks, k)
+	}
+	resp, err := sealLicense(fuzzKey, "k", &LicensePayload{LicenseID: "l", Content: "c", Nonce: "n"}, priv.PublicKey(), ks)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -116,8 +126,34 @@ func FuzzLicenseResponse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		for _, wk := range p.Keys {
-			_, _ = unwrapKey(priv, p.LicenseID, wk)
+		_, _ = unwrapKeys(priv, p)
+	})
+}
+
+// FuzzUnwrapKeys feeds unsigned payloads straight to the unwrapping, the
+// part of the client past the signature check.
+func FuzzUnwrapKeys(f *testing.F) {
+	kem, _ := SuiteX25519.kem()
+	priv, _ := kem.GenerateKey()
+	k, err := keys.NewContentKey(0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	enc, wks, err := wrapKeys(priv.PublicKey(), "l", []keys.ContentKey{k})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(&LicensePayload{LicenseID: "l", Enc: enc, Keys: wks})
+	f.Add(good)
+	f.Add([]byte(`{"license_id":"l","enc":"AA","keys":[{"kid":"00","period":-1,"ct":"!"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p LicensePayload
+		if json.Unmarshal(b, &p) != nil {
+			return
+		}
+		ks, err := unwrapKeys(priv, &p)
+		if err == nil && len(ks) != len(p.Keys) {
+			t.Fatalf("%d keys unwrapped of %d", len(ks), len(p.Keys))
 		}
 	})
 }

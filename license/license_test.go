@@ -137,25 +137,62 @@ func TestCapturedLicenseUselessWithoutPrivateKey(t *testing.T) {
 	require.Len(t, p.Keys, 2)
 	require.NotContains(t, string(r.body), b64.EncodeToString(e.movieKeys[0].InsecureRawKey()))
 
-	info := func(licenseID, kid string) []byte {
-		return []byte("sealmesh license v1\x00" + licenseID + "\x00" + kid)
+	// One HPKE context per license: info binds the license ID, each key's
+	// AAD its KID and period, and the sequence number its place.
+	info := func(licenseID string) []byte { return []byte("sealmesh license v1\x00" + licenseID) }
+	aad := func(wk license.WrappedKey) []byte { return []byte(fmt.Sprintf("kid:%s|period:%d", wk.KID, wk.Period)) }
+	enc, err := b64.DecodeString(p.Enc)
+	require.NoError(t, err)
+	ct := make([][]byte, len(p.Keys))
+	for i, wk := range p.Keys {
+		ct[i], err = b64.DecodeString(wk.CT)
+		require.NoError(t, err)
 	}
-	ct, err := b64.DecodeString(p.Keys[0].Enc)
+	open := func(priv hpke.PrivateKey, licenseID string, aads [][]byte, cts [][]byte) ([][]byte, error) {
+		r, err := hpke.NewRecipient(enc, priv, hpke.HKDFSHA256(), hpke.AES128GCM(), info(licenseID))
+		if err != nil {
+			return nil, err
+		}
+		var out [][]byte
+		for i := range cts {
+			pt, err := r.Open(aads[i], cts[i])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, pt)
+		}
+		return out, nil
+	}
+	aads := [][]byte{aad(p.Keys[0]), aad(p.Keys[1])}
+	// The player's key opens both, in order.
+	raw, err := open(priv, p.LicenseID, aads, ct)
 	require.NoError(t, err)
-	// The player's key opens it.
-	raw, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES128GCM(), info(p.LicenseID, p.Keys[0].KID), ct)
-	require.NoError(t, err)
-	require.Equal(t, e.movieKeys[0].InsecureRawKey(), raw)
+	require.Equal(t, [][]byte{e.movieKeys[0].InsecureRawKey(), e.movieKeys[1].InsecureRawKey()}, raw)
 	// Another private key does not.
 	thief, err := hpke.DHKEM(ecdh.X25519()).GenerateKey()
 	require.NoError(t, err)
-	_, err = hpke.Open(thief, hpke.HKDFSHA256(), hpke.AES128GCM(), info(p.LicenseID, p.Keys[0].KID), ct)
+	_, err = open(thief, p.LicenseID, aads, ct)
 	require.Error(t, err)
-	// Nor does the right key under another license ID or KID (binding).
-	_, err = hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES128GCM(), info("other-license", p.Keys[0].KID), ct)
+	// Nor does the right key under another license ID (info binding), ...
+	_, err = open(priv, "other-license", aads, ct)
 	require.Error(t, err)
-	_, err = hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES128GCM(), info(p.LicenseID, p.Keys[1].KID), ct)
+	// ... a ciphertext presented as another KID's or period's key (AAD binding), ...
+	_, err = open(priv, p.LicenseID, [][]byte{aad(p.Keys[1])}, ct[:1])
 	require.Error(t, err)
+	_, err = open(priv, p.LicenseID, [][]byte{[]byte(fmt.Sprintf("kid:%s|period:%d", p.Keys[0].KID, p.Keys[0].Period+1))}, ct[:1])
+	require.Error(t, err)
+	// ... or the ciphertexts reordered with their KIDs (sequence numbers).
+	_, err = open(priv, p.LicenseID, [][]byte{aads[1]}, ct[1:])
+	require.Error(t, err)
+
+	// The client refuses a license whose ciphertexts were swapped, even with
+	// a valid signature (a malicious or buggy server).
+	_, err = license.UnwrapForTest(priv, &license.LicensePayload{LicenseID: p.LicenseID, Enc: p.Enc,
+		Keys: []license.WrappedKey{{KID: p.Keys[0].KID, Period: p.Keys[0].Period, CT: p.Keys[1].CT}, {KID: p.Keys[1].KID, Period: p.Keys[1].Period, CT: p.Keys[0].CT}}})
+	require.ErrorIs(t, err, license.ErrLicenseMismatch)
+	got, err := license.UnwrapForTest(priv, &p)
+	require.NoError(t, err)
+	require.Equal(t, e.movieKeys[1].KID(), got[1].KID())
 }
 
 func TestClientRefusesForgedLicense(t *testing.T) {

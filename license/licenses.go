@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/sealmesh/sealmesh/keys"
@@ -41,8 +42,9 @@ type LicensePayload struct {
 	Expiry      time.Time    `json:"expiry"`
 	RenewAfter  time.Time    `json:"renew_after"`
 	Policy      Policy       `json:"policy"`
-	Keys        []WrappedKey `json:"keys"`
 	Suite       Suite        `json:"suite"`
+	Enc         string       `json:"enc"` // base64url HPKE encapsulated key, one per license
+	Keys        []WrappedKey `json:"keys"`
 }
 
 // Policy says what the player may do with the keys.
@@ -52,50 +54,80 @@ type Policy struct {
 	Renewable     bool `json:"renewable"`
 }
 
-// WrappedKey is one content key sealed to the player's HPKE public key.
+// WrappedKey is one content key sealed to the player's HPKE public key, in
+// the HPKE context of its license (LicensePayload.Enc).
 type WrappedKey struct {
 	KID    string `json:"kid"` // 32 lowercase hex
 	Period int    `json:"period"`
-	Enc    string `json:"enc"` // base64url of HPKE enc || ciphertext
+	CT     string `json:"ct"` // base64url AES-128-GCM ciphertext || tag (32 bytes)
 }
 
-// keyInfo is the HPKE info string of a wrapped key. It binds the license ID
-// and the KID, so a wrapped key cannot be moved into another license or
-// presented as another KID's key: opening it there fails.
-func keyInfo(licenseID string, kid keys.KID) []byte {
-	return []byte("sealmesh license v1\x00" + licenseID + "\x00" + kid.String())
+// One HPKE context per license.
+//
+// The server makes one HPKE sender per license, bound by info to the
+// license ID, and seals each content key in it with the KID and period as
+// associated data; the license carries the encapsulated key ("enc") once
+// and a ciphertext per key. This costs one KEM encapsulation (two X25519
+// scalar multiplications) per license instead of one per key, and keeps
+// every binding of the former one-shot-per-key construction:
+//
+//   - info = "sealmesh license v1" 0x00 license_id enters the key schedule,
+//     so no ciphertext opens under another license's context, and the
+//     context exists only for the holder of the player's private key;
+//   - aad = "kid:" kid-hex "|period:" N is authenticated by AES-GCM, so a
+//     ciphertext moved to another KID or period (in this license or any
+//     other) fails to open: a key cannot be presented as another KID's key;
+//   - the context's sequence number makes each Seal use its own nonce (RFC
+//     9180 §5.2), and the recipient opens in the same order, so ciphertexts
+//     reordered within a license fail to open as well.
+//
+// The Ed25519 signature over the payload covers enc and every ct besides.
+const licenseInfoPrefix = "sealmesh license v1\x00"
+
+func licenseInfo(licenseID string) []byte { return []byte(licenseInfoPrefix + licenseID) }
+
+// keyAAD is the associated data of one wrapped key: its KID and period.
+func keyAAD(kid keys.KID, period int) []byte {
+	return []byte("kid:" + kid.String() + "|period:" + strconv.Itoa(period))
 }
 
 func hpkeKDF() hpke.KDF   { return hpke.HKDFSHA256() }
 func hpkeAEAD() hpke.AEAD { return hpke.AES128GCM() }
 
-// wrapKey seals one content key to pub. The raw key exists only for the
-// duration of this call.
-func wrapKey(pub hpke.PublicKey, licenseID string, ck keys.ContentKey) (WrappedKey, error) {
-	raw := ck.InsecureRawKey()
-	defer clear(raw)
-	ct, err := hpke.Seal(pub, hpkeKDF(), hpkeAEAD(), keyInfo(licenseID, ck.KID()), raw)
+// wrapKeys seals ks to pub in one HPKE context bound to licenseID and
+// returns the encapsulated key and the wrapped keys, in the order of ks. Raw
+// keys exist only for the duration of their Seal.
+func wrapKeys(pub hpke.PublicKey, licenseID string, ks []keys.ContentKey) (string, []WrappedKey, error) {
+	enc, sender, err := hpke.NewSender(pub, hpkeKDF(), hpkeAEAD(), licenseInfo(licenseID))
 	if err != nil {
-		return WrappedKey{}, fmt.Errorf("hpke seal %s: %w", ck.KID(), err)
+		return "", nil, fmt.Errorf("hpke sender: %w", err)
 	}
-	return WrappedKey{KID: ck.KID().String(), Period: ck.Period(), Enc: b64.EncodeToString(ct)}, nil
+	out := make([]WrappedKey, 0, len(ks))
+	for _, ck := range ks {
+		raw := ck.InsecureRawKey()
+		ct, err := sender.Seal(keyAAD(ck.KID(), ck.Period()), raw)
+		clear(raw)
+		if err != nil {
+			return "", nil, fmt.Errorf("hpke seal %s: %w", ck.KID(), err)
+		}
+		out = append(out, WrappedKey{KID: ck.KID().String(), Period: ck.Period(), CT: b64.EncodeToString(ct)})
+	}
+	return b64.EncodeToString(enc), out, nil
 }
 
 // sealLicense wraps ks into p, then signs the payload.
 func sealLicense(signer crypto.Signer, keyID string, p *LicensePayload, pub hpke.PublicKey, ks []keys.ContentKey) (*LicenseResponse, error) {
-	p.Keys = make([]WrappedKey, 0, len(ks))
-	for _, ck := range ks {
-		wk, err := wrapKey(pub, p.LicenseID, ck)
-		if err != nil {
-			return nil, err
-		}
-		p.Keys = append(p.Keys, wk)
+	var err error
+	if p.Enc, p.Keys, err = wrapKeys(pub, p.LicenseID, ks); err != nil {
+		return nil, err
 	}
 	body, err := json.Marshal(p)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := signer.Sign(nil, append([]byte(licenseSigContext), body...), crypto.Hash(0))
+	msg := make([]byte, 0, len(licenseSigContext)+len(body))
+	msg = append(append(msg, licenseSigContext...), body...)
+	sig, err := signer.Sign(nil, msg, crypto.Hash(0))
 	if err != nil {
 		return nil, fmt.Errorf("sign license: %w", err)
 	}
@@ -106,6 +138,26 @@ func sealLicense(signer crypto.Signer, keyID string, p *LicensePayload, pub hpke
 func randomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return b64.EncodeToString(b[:])
+}
+
+// newSessionID returns a session ID: 6 bytes of the time in milliseconds
+// (big-endian) then 10 random bytes, in base64url (22 characters).
+//
+// The time prefix is for the state file: sessions are keyed by ID there,
+// and IDs made close in time share a prefix, so the sessions of one group
+// commit land in a few neighbouring B-tree pages instead of one page each
+// (which made every commit rewrite most of the tree once it held tens of
+// thousands of sessions). 80 random bits remain, and a session ID grants
+// nothing alone: renewals check that the session is the token's account's.
+// It reveals when the session started, which the license says anyway.
+func newSessionID(now time.Time) string {
+	var b [16]byte
+	ms := uint64(now.UnixMilli())
+	for i := range 6 {
+		b[i] = byte(ms >> (8 * (5 - i)))
+	}
+	_, _ = rand.Read(b[6:])
 	return b64.EncodeToString(b[:])
 }
 
@@ -180,6 +232,18 @@ func kidStrings(ks []keys.ContentKey) []string {
 	return out
 }
 
+// sealInto returns a function that seals and signs the license p into *out.
+func (s *Server) sealInto(out **LicenseResponse, p *LicensePayload, pub hpke.PublicKey, ks []keys.ContentKey) func() error {
+	return func() error {
+		r, err := sealLicense(s.deps.Signer, s.keyID, p, pub, ks)
+		if err != nil {
+			return internal(err)
+		}
+		*out = r
+		return nil
+	}
+}
+
 // handleLicense serves POST /v1/license.
 func (s *Server) handleLicense(w http.ResponseWriter, r *http.Request, body []byte) error {
 	ctx := r.Context()
@@ -208,24 +272,24 @@ func (s *Server) handleLicense(w http.ResponseWriter, r *http.Request, body []by
 		return err
 	}
 	p := &LicensePayload{
-		LicenseID: randomID(), SessionID: randomID(), AccountHash: auth.accountHash,
+		LicenseID: randomID(), SessionID: newSessionID(now), AccountHash: auth.accountHash,
 		Content: ask.content, Nonce: ask.nonce, DeviceID: device,
 		NotBefore: now.UTC().Truncate(time.Second), Expiry: now.Add(s.cfg.LicenseTTL).UTC().Truncate(time.Second),
 		RenewAfter: now.Add(s.cfg.RenewAfter).UTC().Truncate(time.Second),
 		Policy:     Policy{Persist: false, Renewable: true}, Suite: ask.suite,
 	}
+	// The license is sealed and signed while the session and the nonce's
+	// use are made durable, and sent only after they are.
+	var resp *LicenseResponse
 	err = s.deps.State.startSession(ctx, now, startParams{
 		sess:  session{ID: p.SessionID, AccountHash: p.AccountHash, Content: p.Content, Device: device, Created: now.UTC(), Expiry: p.Expiry},
 		nonce: &nonce, nonceExp: nonceExp, maxStreams: s.cfg.MaxStreamsPerAccount,
 		audit: AuditEntry{Time: now.UTC(), Event: "license", LicenseID: p.LicenseID, SessionID: p.SessionID, AccountHash: p.AccountHash,
 			Content: p.Content, KIDs: kidStrings(ks), Device: device, TokenID: auth.claims.ID},
+		during: s.sealInto(&resp, p, ask.pub, ks),
 	})
 	if err != nil {
 		return err
-	}
-	resp, err := sealLicense(s.deps.Signer, s.keyID, p, ask.pub, ks)
-	if err != nil {
-		return internal(err)
 	}
 	s.metrics.licenses.WithLabelValues("license").Inc()
 	writeJSON(w, http.StatusOK, resp)
@@ -272,14 +336,12 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, body []byte
 		RenewAfter: now.Add(s.cfg.RenewAfter).UTC().Truncate(time.Second),
 		Policy:     Policy{Persist: false, Renewable: true}, Suite: ask.suite,
 	}
+	var resp *LicenseResponse
 	if _, err := st.renewSession(ctx, now, ask.session, auth.accountHash, content, nonce, nonceExp, p.Expiry,
 		AuditEntry{Time: now.UTC(), Event: "renew", LicenseID: p.LicenseID, AccountHash: p.AccountHash,
-			Content: content, KIDs: kidStrings(ks), Device: device, TokenID: auth.claims.ID}); err != nil {
+			Content: content, KIDs: kidStrings(ks), Device: device, TokenID: auth.claims.ID},
+		s.sealInto(&resp, p, ask.pub, ks)); err != nil {
 		return err
-	}
-	resp, err := sealLicense(s.deps.Signer, s.keyID, p, ask.pub, ks)
-	if err != nil {
-		return internal(err)
 	}
 	s.metrics.licenses.WithLabelValues("renew").Inc()
 	writeJSON(w, http.StatusOK, resp)

@@ -22,26 +22,40 @@ import (
 // DefaultState is the license server state path when --state is not given.
 const DefaultState = "sealmesh.state"
 
-const licenseSynopsis = `Usage: sealmesh license <serve|revoke|unrevoke> [flags]
+const licenseSynopsis = `Usage: sealmesh license <serve|revoke|unrevoke|revocations|audit> [flags]
 
-  serve     run the license server: native licenses, W3C Clear Key, swarm
-            tickets and the tracker (see the license package documentation)
-  revoke    revoke an account, a device or a libp2p peer ID; takes effect at
-            its next license, renewal, Clear Key request, ticket or announce
-  unrevoke  undo a revocation
+  serve        run the license server: native licenses, W3C Clear Key, swarm
+               tickets and the tracker (see the license package documentation)
+  revoke       revoke an account, a device or a libp2p peer ID; takes effect at
+               its next license, renewal, Clear Key request, ticket or announce
+  unrevoke     undo a revocation
+  revocations  print the revocation list (accounts appear as their hashes)
+  audit        print the audit log of issued licenses, renewals, Clear Key
+               responses and tickets (no key material, accounts as hashes)
 
-revoke and unrevoke reach a running server through its loopback admin
-endpoint (found in <state>.admin.json), or write the state file directly
-when no server holds it.
+revoke, unrevoke, revocations and audit reach a running server through its
+loopback admin endpoint (found in <state>.admin.json); when no server holds
+the state file they use the file directly (revocations and audit read-only).
+A server started with --admin-listen off must be stopped first.
+
+With --content-dir, serve reads the signed manifests (<DIR>/*/sealmesh.json)
+of packaged content, checked against the key store's manifest signing key,
+so that players may ask for keys by playback position; content packed into
+those folders later is found on first request.
 
 Examples:
   export SEALMESH_KEYSTORE_PASSPHRASE=...
   sealmesh license serve --keystore keys.db --state license.state --dev-tokens
+  sealmesh license serve --keystore keys.db --state license.state --dev-tokens \
+      --content-dir /srv/media --cors-origin http://localhost:8080
   sealmesh license serve --listen :443 --tls-cert cert.pem --tls-key key.pem \
       --keystore keys.db --state license.state --jwks backend-keys.json \
       --audience license.example.com --cors-origin https://player.example.com
   sealmesh license revoke --state license.state --account account-42
-  sealmesh license unrevoke --state license.state --peer 12D3KooW...`
+  sealmesh license unrevoke --state license.state --peer 12D3KooW...
+  sealmesh license revocations --state license.state
+  sealmesh license audit --state license.state --since 1h
+  sealmesh license audit --state license.state --json | jq 'select(.event=="license")'`
 
 const tokenSynopsis = `Usage: sealmesh token issue --account A --content C [flags]
 
@@ -52,13 +66,14 @@ Production tokens come from the operator's backend (see package license/token).
 
 Examples:
   sealmesh token issue --state license.state --account account-42 --content movie-7
-  sealmesh token issue --account a --content 'series-1/*' --content movie-7 --device stb-9 --ttl 10m`
+  sealmesh token issue --account a --content 'series-1/*' --content movie-7 --device stb-9 --ttl 10m
+  sealmesh token issue --account a --content movie-7 --ttl -2m   # already expired: test refusals`
 
 func runLicense(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprintln(stderr, licenseSynopsis)
 		if len(args) == 0 {
-			return usageErr("license: give a subcommand: serve, revoke or unrevoke")
+			return usageErr("license: give a subcommand: serve, revoke, unrevoke, revocations or audit")
 		}
 		return nil
 	}
@@ -67,6 +82,10 @@ func runLicense(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return runLicenseServe(ctx, rest, stdout, stderr)
 	case "revoke", "unrevoke":
 		return runRevoke(ctx, sub == "revoke", rest, stdout, stderr)
+	case "revocations":
+		return runRevocations(ctx, rest, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, stdout, stderr)
 	default:
 		fmt.Fprintln(stderr, licenseSynopsis)
 		return usageErr("license: unknown subcommand %q", sub)
@@ -90,6 +109,8 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	insecure := fs.Bool("insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
 	maxStreams := fs.Int("max-streams", license.DefaultMaxStreamsPerAccount, "concurrent streams per account (-1: no limit)")
 	licenseTTL := fs.Duration("license-ttl", license.DefaultLicenseTTL, "license and session lifetime")
+	var contentDirs multiFlag
+	fs.Var(&contentDirs, "content-dir", "`folder` of packaged content (<DIR>/*/sealmesh.json), for requests by playback position (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -128,6 +149,15 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 
+	var catalog license.ContentCatalog
+	if len(contentDirs) > 0 {
+		cat, err := contentCatalog(ctx, kr, contentDirs, logger)
+		if err != nil {
+			return err
+		}
+		catalog = cat
+	}
+
 	vcfg := token.VerifierConfig{KeySetFile: *jwks, Audience: *audience, Logger: logger}
 	if *devTokens {
 		dev, err := token.LoadOrCreateDevIssuer(devKeyPath(*statePath))
@@ -153,7 +183,7 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	defer state.Close()
 
 	srv, err := license.New(license.Config{Listen: *listen, CORSOrigins: cors, MaxStreamsPerAccount: *maxStreams, LicenseTTL: *licenseTTL, Logger: logger},
-		license.Deps{Keys: kr, Tokens: verifier, Signer: sk.Signer(), State: state})
+		license.Deps{Keys: kr, Tokens: verifier, Signer: sk.Signer(), State: state, Catalog: catalog})
 	if err != nil {
 		return err
 	}
@@ -283,7 +313,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var content multiFlag
 	fs.Var(&content, "content", "content `ID` the token covers (repeatable; a trailing * makes a prefix)")
 	device := fs.String("device", "", "bind the token to a device `ID`")
-	ttl := fs.Duration("ttl", time.Hour, "token lifetime")
+	ttl := fs.Duration("ttl", time.Hour, "token lifetime; negative mints an already-expired token (for tests)")
 	audience := fs.String("audience", "sealmesh", "the license server's audience (\"aud\")")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -291,15 +321,21 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *account == "" || len(content) == 0 {
 		return usageErr("token issue: give --account and at least one --content")
 	}
-	if *ttl <= 0 {
-		return usageErr("token issue: --ttl must be positive")
+	if *ttl == 0 {
+		return usageErr("token issue: --ttl must not be zero (a negative TTL mints an already-expired token, for testing refusals)")
 	}
 	dev, err := token.LoadOrCreateDevIssuer(devKeyPath(*statePath))
 	if err != nil {
 		return fmt.Errorf("development token key: %w", err)
 	}
 	now := time.Now()
-	tok, err := dev.Issue(token.Claims{Account: *account, Content: content, Device: *device, Audience: []string{*audience}, IssuedAt: now, Expiry: now.Add(*ttl)})
+	iat := now
+	if *ttl < 0 {
+		// An already-expired token, for testing that servers refuse it: it
+		// was issued a minute before it expired.
+		iat = now.Add(*ttl - time.Minute)
+	}
+	tok, err := dev.Issue(token.Claims{Account: *account, Content: content, Device: *device, Audience: []string{*audience}, IssuedAt: iat, Expiry: now.Add(*ttl)})
 	if err != nil {
 		return err
 	}
