@@ -226,6 +226,9 @@ type Deps struct {
 	// State holds sessions, used nonces, revocations and the audit log. The
 	// Server does not close it.
 	State *State
+	// ManifestKeys are published at GET /v1/keys beside the license key, for
+	// players that do not pin them. Optional.
+	ManifestKeys segment.TrustedKeys
 }
 
 // ManifestCatalog is a ContentCatalog over verified segment manifests held

@@ -3,6 +3,7 @@ package license
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -221,6 +222,7 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(path, s.wrap(name, o, h))
 	}
 	add("/healthz", "healthz", routeOpts{method: http.MethodGet}, s.handleHealth)
+	add("/v1/keys", "keys", routeOpts{method: http.MethodGet, cors: true}, s.handleKeys)
 	mux.Handle("/metrics", s.instrument("metrics", s.metrics.handler()))
 	post := routeOpts{method: http.MethodPost, body: true, cors: true}
 	add("/v1/nonce", "nonce", routeOpts{method: http.MethodPost, cors: true}, s.handleNonce)
@@ -376,6 +378,23 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request, _ []byte) 
 		return fail(http.StatusServiceUnavailable, CodeUnavailable, "draining")
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "key_id": s.keyID})
+	return nil
+}
+
+// PublicKeys is the answer of GET /v1/keys: the public keys players and
+// peers must trust, hex-encoded, by key ID. Apps should pin them; fetching
+// them trusts the TLS connection to this server instead.
+type PublicKeys struct {
+	License  map[string]string `json:"license_keys"`
+	Manifest map[string]string `json:"manifest_keys"`
+}
+
+func (s *Server) handleKeys(w http.ResponseWriter, _ *http.Request, _ []byte) error {
+	out := PublicKeys{License: map[string]string{s.keyID: hex.EncodeToString(s.pubKey)}, Manifest: map[string]string{}}
+	for id, k := range s.deps.ManifestKeys {
+		out.Manifest[id] = hex.EncodeToString(k)
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

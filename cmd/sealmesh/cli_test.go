@@ -223,11 +223,28 @@ func TestHelpTeaches(t *testing.T) {
 	}
 }
 
+// TestDemoRuns runs the whole demo (pack, license server, origin, a swarm
+// of viewers) faster than real time and checks its JSON summary. Offload is
+// checked loosely: the figure BENCHMARKS.md records comes from a real-time
+// run, and this machine may be busy.
 func TestDemoRuns(t *testing.T) {
-	r := sealmesh(t, repoRoot(t), nil, "demo")
+	r := sealmesh(t, repoRoot(t), nil, "demo", "--json", "--peers", "4", "--speed", "4", "--join-every", "300ms")
 	require.Equal(t, 0, r.code, r.stderr)
-	require.Contains(t, r.stdout, "files verified")
-	require.NotContains(t, r.stdout, "FAILED")
+	var sum struct {
+		Peers           int     `json:"peers"`
+		Offload         float64 `json:"offload"`
+		Stalls          *int    `json:"stalls"`
+		StartupP50      *int64  `json:"startup_p50_ms"`
+		StartupP95      *int64  `json:"startup_p95_ms"`
+		BytesFromPeers  int64   `json:"bytes_from_peers"`
+		BytesFromOrigin int64   `json:"bytes_from_origin"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &sum), r.stdout)
+	require.Equal(t, 4, sum.Peers)
+	require.NotNil(t, sum.Stalls)
+	require.NotNil(t, sum.StartupP95)
+	require.Greater(t, sum.BytesFromOrigin, int64(0), "the first viewer must have used the origin")
+	require.Greater(t, sum.Offload, 0.3, "the later viewers should have fetched from peers")
 }
 
 func TestMasterKeyStore(t *testing.T) {

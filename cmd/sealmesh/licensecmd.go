@@ -17,6 +17,7 @@ import (
 	"github.com/sealmesh/sealmesh/keys"
 	"github.com/sealmesh/sealmesh/license"
 	"github.com/sealmesh/sealmesh/license/token"
+	"github.com/sealmesh/sealmesh/segment"
 )
 
 // DefaultState is the license server state path when --state is not given.
@@ -125,12 +126,12 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 
-	pass, err := passphrase(*passFile)
+	pass, kopts, err := unlock(*passFile)
 	if err != nil {
 		return err
 	}
 	path := keystorePath(*ksPath)
-	kr, err := keys.NewReader(path, pass)
+	kr, err := keys.NewReader(path, pass, kopts...)
 	if err != nil {
 		if errors.Is(err, keys.ErrNotInitialized) {
 			return fmt.Errorf("key store %s does not exist: create it with 'sealmesh keys init --keystore %s'", path, path)
@@ -149,6 +150,10 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 
+	manifestKeys := segment.TrustedKeys{}
+	if msk, err := kr.SigningKey(ctx, keys.SigningKeyManifest); err == nil {
+		manifestKeys[msk.ID()] = msk.Public()
+	}
 	var catalog license.ContentCatalog
 	if len(contentDirs) > 0 {
 		cat, err := contentCatalog(ctx, kr, contentDirs, logger)
@@ -183,7 +188,7 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	defer state.Close()
 
 	srv, err := license.New(license.Config{Listen: *listen, CORSOrigins: cors, MaxStreamsPerAccount: *maxStreams, LicenseTTL: *licenseTTL, Logger: logger},
-		license.Deps{Keys: kr, Tokens: verifier, Signer: sk.Signer(), State: state, Catalog: catalog})
+		license.Deps{Keys: kr, Tokens: verifier, Signer: sk.Signer(), State: state, Catalog: catalog, ManifestKeys: manifestKeys})
 	if err != nil {
 		return err
 	}

@@ -19,9 +19,11 @@ Usage:
   sealmesh <command> [flags]
 
 Commands:
-  demo     pack the bundled clip and show what was made (no flags needed)
+  demo     the whole system in one process: pack, license server, origin and
+           a swarm of viewers; prints P2P offload, start-up and stalls
   pack     encrypt MP4 or CMAF input into CMAF + HLS + DASH with a signed manifest
   keys     create the key store, list content keys, export keys for tests
+  peer     play content through the swarm (local HLS URL), or seed it
   license  run the license server (licenses, Clear Key, tickets, tracker); revoke
   token    issue development entitlement tokens
 
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runPack(ctx, rest, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, stdout, stderr)
+	case "peer":
+		return runPeer(ctx, rest, stdout, stderr)
 	case "license":
 		return runLicense(ctx, rest, stdout, stderr)
 	case "token":

@@ -1,0 +1,106 @@
+package main_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sealmesh/sealmesh/internal/interop"
+	"github.com/sealmesh/sealmesh/keys"
+)
+
+// TestDeploymentWalkthrough runs the README's deployment as separate OS
+// processes: keys init, pack, license serve, a static origin, a seed (no
+// keys) and a player whose local HLS URL ffmpeg decodes to the source's
+// frames. The seed and the player are separate processes talking libp2p.
+func TestDeploymentWalkthrough(t *testing.T) {
+	ffmpeg := interop.FFmpeg(t)
+	dir := t.TempDir()
+	ks := initStore(t, dir)
+	port := freePort(t)
+	lic := fmt.Sprintf("http://127.0.0.1:%d", port)
+	out := filepath.Join(dir, "origin", "film")
+	r := sealmesh(t, dir, nil, "pack", "--keystore", ks, "--in", clip(t, "360p.mp4"), "--in", clip(t, "180p.mp4"),
+		"--out", out, "--content", "film", "--crypto-period", "4s", "--license-url", lic+"/v1/clearkey")
+	require.Equal(t, 0, r.code, r.stderr)
+	state := filepath.Join(dir, "state.db")
+	startLicenseServer(t, dir, lic, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--keystore", ks,
+		"--state", state, "--dev-tokens", "--admin-listen", "off", "--content-dir", filepath.Join(dir, "origin"))
+	origin := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(dir, "origin"))))
+	defer origin.Close()
+	r = sealmesh(t, dir, nil, "token", "issue", "--state", state, "--account", "edge", "--content", "film", "--ttl", "1h")
+	require.Equal(t, 0, r.code, r.stderr)
+	seedToken := strings.TrimSpace(r.stdout)
+	r = sealmesh(t, dir, nil, "token", "issue", "--state", state, "--account", "viewer", "--content", "film", "--ttl", "1h")
+	require.Equal(t, 0, r.code, r.stderr)
+	viewerToken := strings.TrimSpace(r.stdout)
+
+	common := []string{"--origin", origin.URL + "/film/", "--license", lic, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}
+	seed, seedOut := startPeer(t, dir, seedToken, append([]string{"peer", "seed", "film"}, common...)...)
+	require.Contains(t, firstLine(t, seedOut), "seeding")
+	// Let the seed fetch the content from the origin.
+	time.Sleep(2 * time.Second)
+	play, playOut := startPeer(t, dir, viewerToken, append([]string{"peer", "play", "film"}, common...)...)
+	url := firstLine(t, playOut)
+	require.True(t, strings.HasPrefix(url, "http://127.0.0.1:"), "peer play printed %q", url)
+	time.Sleep(time.Second) // the player learns of the seed and fetches ahead
+
+	want := interop.FrameMD5File(t, ffmpeg, clip(t, "360p.mp4"), "video")
+	got, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-i", url, "-map", "0:v:0", "-f", "framemd5", "-").Output()
+	require.NoError(t, err)
+	frames, err := interop.ParseFrameMD5(strings.NewReader(string(got)))
+	require.NoError(t, err)
+	require.Equal(t, want, frames, "frames from the peer's gateway differ from the source")
+	stopPeer(t, play)
+	stopPeer(t, seed)
+}
+
+func startPeer(t *testing.T, dir, token string, args ...string) (*exec.Cmd, *bufio.Reader) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), keys.PassphraseEnv+"="+testPass, "SEALMESH_TOKEN="+token)
+	out, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = io.Discard
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd, bufio.NewReader(out)
+}
+
+func firstLine(t *testing.T, r *bufio.Reader) string {
+	t.Helper()
+	ch := make(chan string, 1)
+	go func() { l, _ := r.ReadString('\n'); ch <- strings.TrimSpace(l) }()
+	select {
+	case l := <-ch:
+		return l
+	case <-time.After(30 * time.Second):
+		t.Fatal("peer printed nothing within 30 s")
+		return ""
+	}
+}
+
+func stopPeer(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		require.NoError(t, err, "peer did not exit cleanly on SIGTERM")
+	case <-time.After(15 * time.Second):
+		t.Fatal("peer did not stop on SIGTERM")
+	}
+}

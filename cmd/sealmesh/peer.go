@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/sealmesh/sealmesh/player"
+	"github.com/sealmesh/sealmesh/segment"
+	"github.com/sealmesh/sealmesh/transport"
+)
+
+const peerSynopsis = `Usage: sealmesh peer <play|seed> <content> --origin URL --license URL [flags]
+
+  play   get a license, join the content's swarm, fetch ahead from peers and
+         the origin, decrypt in memory and serve your media player a clear
+         HLS stream on 127.0.0.1; prints the URL and a live status line
+  seed   fetch and serve the content's ciphertext to entitled peers without
+         any key and without playing: for edge boxes
+
+The entitlement token comes from --token or $SEALMESH_TOKEN (for testing:
+'sealmesh token issue'). Pin the license server's and the packager's public
+keys with --license-key and --manifest-key (see 'sealmesh keys list');
+without them they are fetched from the license server's /v1/keys, trusting
+its TLS certificate.
+
+Examples:
+  sealmesh peer play film --origin https://cdn.example.com/film/ \
+      --license https://license.example.com --player ffplay
+  sealmesh peer seed film --origin https://cdn.example.com/film/ \
+      --license https://license.example.com --cache /var/cache/sealmesh \
+      --p2p-listen /ip4/0.0.0.0/tcp/4001 --identity /var/lib/sealmesh/peer.key`
+
+func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stderr, peerSynopsis)
+		if len(args) == 0 {
+			return usageErr("peer: give play or seed")
+		}
+		return nil
+	}
+	mode := args[0]
+	if mode != "play" && mode != "seed" {
+		fmt.Fprintln(stderr, peerSynopsis)
+		return usageErr("peer: unknown subcommand %q (play or seed)", mode)
+	}
+	rest := args[1:]
+	content := ""
+	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		content, rest = rest[0], rest[1:]
+	}
+	fs := newFlagSet("peer "+mode, peerSynopsis, stderr)
+	origin := fs.String("origin", "", "`URL` of the packaged folder on the origin or CDN (holds sealmesh.json)")
+	lic := fs.String("license", "", "license server base `URL`")
+	tok := fs.String("token", "", "entitlement `token` (default $SEALMESH_TOKEN)")
+	licKey := fs.String("license-key", "", "the license server's Ed25519 public key, `hex` (pin it; default: fetched from /v1/keys)")
+	var manKeys multiFlag
+	fs.Var(&manKeys, "manifest-key", "trusted manifest key as `ID:HEX` (repeatable; default: fetched from /v1/keys)")
+	cacheDir := fs.String("cache", "", "`folder` for the ciphertext cache (default: memory only)")
+	cacheMB := fs.Int64("cache-mb", 0, "cache size cap in `MiB` (default 512 on disk, 64 in memory)")
+	listen := fs.String("listen", "127.0.0.1:0", "loopback `address` of the local HLS gateway (play)")
+	var p2pListen multiFlag
+	fs.Var(&p2pListen, "p2p-listen", "libp2p listen `multiaddr` (repeatable; default TCP and QUIC on all interfaces)")
+	identity := fs.String("identity", "", "`file` holding this peer's libp2p key, created if missing (default: a new key per run)")
+	maxUp := fs.Int64("max-upload", 0, "upload rate cap in `bytes/s` (0: unlimited)")
+	maxUploads := fs.Int("max-uploads", 0, "concurrent uploads (0: 4)")
+	consumeOnly := fs.Bool("consume-only", false, "never upload to other peers (play)")
+	noP2P := fs.Bool("no-p2p", false, "origin only")
+	mdns := fs.Bool("mdns", false, "find peers on the local network with mDNS")
+	dht := fs.Bool("dht", false, "find peers through the private sealmesh DHT as well as the tracker")
+	video := fs.String("video", "", "video rendition `ID` (default: the best one)")
+	eme := fs.Bool("eme", false, "serve the ciphertext (HLS and DASH) for a browser player with EME Clear Key instead of clear HLS")
+	ext := fs.String("player", "", "start this `player` on the URL: ffplay, mpv or vlc")
+	verbose := fs.Bool("verbose", false, "log on stderr")
+	if err := parseFlags(fs, rest); err != nil {
+		return err
+	}
+	if content == "" || *origin == "" || *lic == "" {
+		return usageErr("peer %s: give the content ID, --origin and --license; see 'sealmesh peer --help'", mode)
+	}
+	if *tok == "" {
+		*tok = os.Getenv("SEALMESH_TOKEN")
+	}
+	if *tok == "" {
+		return usageErr("peer %s: no token: pass --token or set SEALMESH_TOKEN ('sealmesh token issue' makes development tokens)", mode)
+	}
+	if *ext != "" && mode == "play" {
+		switch *ext {
+		case "ffplay", "mpv", "vlc":
+		default:
+			return usageErr("--player %q: use ffplay, mpv or vlc", *ext)
+		}
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	licKeys, mkeys, err := peerKeys(ctx, *lic, *licKey, manKeys, stderr)
+	if err != nil {
+		return err
+	}
+	token := *tok
+	cfg := player.Config{
+		Content: content, OriginURL: *origin, LicenseURL: *lic,
+		Token:       func(context.Context) (string, error) { return token, nil },
+		LicenseKeys: licKeys, ManifestKeys: mkeys, Video: *video, Listen: *listen,
+		CacheDir: *cacheDir, CacheBytes: *cacheMB << 20, SeedOnly: mode == "seed", Logger: logger,
+		P2P: player.P2P{Disable: *noP2P, ListenAddrs: p2pListen, IdentityFile: *identity, MDNS: *mdns, DHT: *dht,
+			Upload: transport.UploadPolicy{MaxRate: *maxUp, MaxConcurrent: *maxUploads, ConsumeOnly: *consumeOnly}},
+	}
+	if *eme {
+		cfg.Mode = player.ModeEME
+	}
+	s, err := player.Open(ctx, cfg)
+	switch {
+	case errors.Is(err, player.ErrNoLicense):
+		return fmt.Errorf("the license server refused: %v (check the token's account, content and expiry)", err)
+	case errors.Is(err, player.ErrManifest):
+		return fmt.Errorf("%v (check --origin and the manifest key)", err)
+	case err != nil:
+		return err
+	}
+	defer s.Close()
+	if mode == "play" {
+		fmt.Fprintf(stdout, "%s\n", s.URL())
+		if *eme {
+			fmt.Fprintf(stdout, "%s\n", s.DASHURL())
+		}
+	} else {
+		fmt.Fprintf(stdout, "seeding %q as peer %s\n", content, s.PeerID())
+	}
+	var done <-chan struct{} = ctx.Done()
+	if *ext != "" && mode == "play" {
+		cmd := exec.CommandContext(ctx, *ext, s.URL())
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start %s: %w (is it installed?)", *ext, err)
+		}
+		exited := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(exited) }()
+		done = exited
+	}
+	status(ctx, s, mode, done, stderr)
+	return nil
+}
+
+// status prints a live one-line status until done.
+func status(ctx context.Context, s *player.Session, mode string, done <-chan struct{}, w io.Writer) {
+	tty := isTerminal(w)
+	every := time.Second
+	if !tty {
+		every = 10 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return
+		case <-ctx.Done():
+			if tty {
+				fmt.Fprintln(w)
+			}
+			return
+		case <-t.C:
+		}
+		st := s.Stats()
+		line := fmt.Sprintf("%s  pos %6.1fs  buffer %5.1fs  peers %2d  P2P %3.0f%%  up %s  stalls %d", mode, st.Playhead, st.Buffered.Seconds(), st.Peers, 100*st.PeerShare(), mb(st.BytesUploaded), st.Stalls)
+		if mode == "seed" {
+			line = fmt.Sprintf("seed  peers %2d  from peers %s  from origin %s  uploaded %s", st.Peers, mb(st.BytesFromPeers), mb(st.BytesFromOrigin), mb(st.BytesUploaded))
+		}
+		if tty {
+			fmt.Fprintf(w, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+// peerKeys returns the pinned keys, or fetches them from the license server.
+func peerKeys(ctx context.Context, licURL, licHex string, manifest []string, stderr io.Writer) ([]ed25519.PublicKey, segment.TrustedKeys, error) {
+	var lk []ed25519.PublicKey
+	mk := segment.TrustedKeys{}
+	if licHex != "" {
+		b, err := hex.DecodeString(licHex)
+		if err != nil || len(b) != ed25519.PublicKeySize {
+			return nil, nil, usageErr("--license-key: want %d bytes of hex", ed25519.PublicKeySize)
+		}
+		lk = append(lk, b)
+	}
+	for _, m := range manifest {
+		id, h, ok := strings.Cut(m, ":")
+		b, err := hex.DecodeString(h)
+		if !ok || err != nil || len(b) != ed25519.PublicKeySize {
+			return nil, nil, usageErr("--manifest-key %q: want ID:HEX as 'sealmesh keys list' prints", m)
+		}
+		mk[id] = b
+	}
+	if len(lk) > 0 && len(mk) > 0 {
+		return lk, mk, nil
+	}
+	url := strings.TrimRight(licURL, "/") + "/v1/keys"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, nil, usageErr("--license %q: %v", licURL, err)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("fetch keys from %s: %w (pass --license-key and --manifest-key to pin them)", url, err)
+	}
+	defer resp.Body.Close()
+	var pk struct {
+		License  map[string]string `json:"license_keys"`
+		Manifest map[string]string `json:"manifest_keys"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&pk) != nil {
+		return nil, nil, fmt.Errorf("fetch keys from %s: %s (pass --license-key and --manifest-key to pin them)", url, resp.Status)
+	}
+	if !strings.HasPrefix(url, "https://") {
+		fmt.Fprintf(stderr, "warning: trusting keys fetched from %s over plain HTTP; pin them with --license-key and --manifest-key\n", url)
+	}
+	if len(lk) == 0 {
+		for _, h := range pk.License {
+			if b, err := hex.DecodeString(h); err == nil && len(b) == ed25519.PublicKeySize {
+				lk = append(lk, b)
+			}
+		}
+	}
+	if len(mk) == 0 {
+		for id, h := range pk.Manifest {
+			if b, err := hex.DecodeString(h); err == nil && len(b) == ed25519.PublicKeySize {
+				mk[id] = b
+			}
+		}
+	}
+	if len(lk) == 0 || len(mk) == 0 {
+		return nil, nil, fmt.Errorf("%s published no usable keys: pass --license-key and --manifest-key", url)
+	}
+	return lk, mk, nil
+}

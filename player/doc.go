@@ -1,0 +1,67 @@
+// Package player is the SDK an app embeds to play sealmesh content: it gets
+// a license and a swarm ticket from the license server, fetches verified
+// ciphertext from peers and the origin, decrypts it in memory, and serves the
+// platform player a clear HLS stream on 127.0.0.1.
+//
+// # Use
+//
+//	s, err := player.Open(ctx, player.Config{
+//		Content:      "film",
+//		OriginURL:    "https://cdn.example.com/film/",
+//		LicenseURL:   "https://license.example.com",
+//		Token:        func(ctx context.Context) (string, error) { return backend.Token(ctx) },
+//		LicenseKeys:  []ed25519.PublicKey{licensePub},           // pinned, shipped with the app
+//		ManifestKeys: segment.TrustedKeys{manifestKeyID: manifestPub},
+//	})
+//	if err != nil { ... }           // errors.Is(err, player.ErrNoLicense): not entitled
+//	defer s.Close()
+//	platformPlayer.Open(s.URL())   // http://127.0.0.1:PORT/<128-bit secret>/master.m3u8
+//	st := s.Stats()                 // start-up time, stalls, bytes per source, peers
+//
+// Open fails unless the license server grants a license: without one no
+// byte is ever decrypted. The session renews the license at the license's
+// renew-after time and asks for the keys of the next crypto periods as
+// playback moves on; if a license lapses without renewal, the gateway
+// refuses (HTTP 403, JSON body) every segment it has not already served.
+//
+// # What is protected how
+//
+//   - The segment manifest is fetched from the origin and verified against
+//     ManifestKeys before anything else; every file from a peer, the origin
+//     or the cache is checked against it before it is stored, relayed or
+//     decrypted, and a peer that sends bad bytes is banned for the session.
+//   - Licenses and tickets are verified against the pinned LicenseKeys, never
+//     trusted on TLS alone. Content keys live in memory only, are wiped when
+//     a license is replaced and on Close, and are never logged.
+//   - Decrypted media exists only in memory and on the loopback connection to
+//     the platform player, behind an unguessable path; Listen must be a
+//     loopback address. The cache (CacheDir) holds ciphertext only.
+//   - Other peers must present a ticket from the same license server naming
+//     their peer ID before they get a byte (package transport).
+//
+// # Modes
+//
+// ModeClear (the default) serves decrypted fMP4 HLS for players without DRM
+// (ffplay, VLC, mpv, a native player). ModeEME serves the packaged
+// ciphertext playlists (HLS and DASH) and segments from the swarm, and the
+// browser player (Shaka Player, hls.js) gets its keys from the license
+// server's W3C Clear Key endpoint itself. SeedOnly fetches and serves
+// ciphertext without any license: an edge box that holds no key.
+//
+// # Playback model
+//
+// The gateway cannot see the platform player's clock, so it models it:
+// playback starts when the first media segment is served, content time then
+// advances at Speed, and it cannot pass the end of what has been served.
+// Reaching that end is a stall, ended by the next segment. The scheduler
+// fetches ahead of this playhead (BufferTarget) and hands segments due within
+// UrgentWindow to the origin unless a peer is expected to deliver in time;
+// before playback starts, the first segment's deadline is StartupBudget. A
+// viewer joining a swarm the tracker says is populated waits up to half the
+// start-up budget to be admitted, so its first segments can come from peers.
+//
+// # Compatibility
+//
+// The gateway's URL layout may change between versions; use URL and
+// DASHURL rather than building paths.
+package player

@@ -1,0 +1,329 @@
+package player
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sealmesh/sealmesh/segment"
+)
+
+// The gateway serves the platform player on loopback, under a random
+// 128-bit path prefix so that other local users and web pages cannot guess
+// it. In ModeClear it serves:
+//
+//	/<secret>/master.m3u8          multivariant playlist: one video and one audio track
+//	/<secret>/video/index.m3u8     media playlists, clear fMP4 (no EXT-X-KEY)
+//	/<secret>/video/init-N.mp4     clear init segment of crypto period N
+//	/<secret>/video/K.m4s          clear media segment K, decrypted in memory on request
+//
+// and the same under audio/. In ModeEME it serves the packaged files as they
+// are (master.m3u8, manifest.mpd, <rendition>/...), ciphertext only.
+
+func (s *Session) startGateway() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("player: gateway: %w", err)
+	}
+	s.ln = ln
+	s.prefix = "/" + randomSecret() + "/"
+	mux := http.NewServeMux()
+	mux.HandleFunc(s.prefix, s.serveGateway)
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	s.wg.Go(func() { _ = s.srv.Serve(ln) })
+	return nil
+}
+
+type gatewayError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *gatewayError) Error() string { return e.msg }
+
+func writeError(w http.ResponseWriter, err error) {
+	var ge *gatewayError
+	if !errors.As(err, &ge) {
+		ge = &gatewayError{status: http.StatusBadGateway, code: "unavailable", msg: err.Error()}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(ge.status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": ge.code, "message": ge.msg}})
+}
+
+func notFound(format string, a ...any) error {
+	return &gatewayError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf(format, a...)}
+}
+
+func (s *Session) serveGateway(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, &gatewayError{status: http.StatusMethodNotAllowed, code: "method_not_allowed", msg: "GET only"})
+		return
+	}
+	rel := strings.TrimPrefix(r.URL.Path, s.prefix)
+	var (
+		body  []byte
+		ctype string
+		err   error
+	)
+	if s.cfg.Mode == ModeEME {
+		body, ctype, err = s.serveEME(r.Context(), rel)
+	} else {
+		body, ctype, err = s.serveClear(r.Context(), rel)
+	}
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	if r.Method == http.MethodGet {
+		_, _ = w.Write(body)
+	}
+}
+
+func (s *Session) track(name string) *segment.Rendition {
+	switch name {
+	case "video":
+		return s.video
+	case "audio":
+		return s.audio
+	}
+	return nil
+}
+
+func (s *Session) serveClear(ctx context.Context, rel string) ([]byte, string, error) {
+	if rel == "master.m3u8" {
+		return []byte(s.clearMaster()), "application/vnd.apple.mpegurl", nil
+	}
+	name, file, ok := strings.Cut(rel, "/")
+	r := s.track(name)
+	if !ok || r == nil {
+		return nil, "", notFound("no such file %q", rel)
+	}
+	switch {
+	case file == "index.m3u8":
+		return []byte(clearMedia(r)), "application/vnd.apple.mpegurl", nil
+	case strings.HasPrefix(file, "init-") && strings.HasSuffix(file, ".mp4"):
+		p, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(file, "init-"), ".mp4"))
+		if err != nil {
+			return nil, "", notFound("no such file %q", rel)
+		}
+		d, err := s.decryptor(ctx, r, p)
+		if err != nil {
+			return nil, "", err
+		}
+		return d.ClearInit(), "video/mp4", nil
+	case strings.HasSuffix(file, ".m4s"):
+		i, err := strconv.Atoi(strings.TrimSuffix(file, ".m4s"))
+		if err != nil || i < 1 {
+			return nil, "", notFound("no such file %q", rel)
+		}
+		return s.clearSegment(ctx, r, i)
+	}
+	return nil, "", notFound("no such file %q", rel)
+}
+
+func (s *Session) clearMaster() string {
+	var b strings.Builder
+	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+	group := ""
+	codecs := []string{}
+	if s.audio != nil {
+		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"audio/index.m3u8\"\n")
+		group = ",AUDIO=\"audio\""
+	}
+	if s.video == nil {
+		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=%q\naudio/index.m3u8\n", s.audio.Bandwidth, s.audio.Codec)
+		return b.String()
+	}
+	codecs = append(codecs, s.video.Codec)
+	bw := s.video.Bandwidth
+	if s.audio != nil {
+		codecs = append(codecs, s.audio.Codec)
+		bw += s.audio.Bandwidth
+	}
+	fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=%q,RESOLUTION=%dx%d%s\nvideo/index.m3u8\n", bw, strings.Join(codecs, ","), s.video.Width, s.video.Height, group)
+	return b.String()
+}
+
+// clearMedia is a media playlist of the clear track: each crypto period's
+// init (identical in the clear, but a new EXT-X-MAP keeps the playlist
+// honest about what changed) then its segments.
+func clearMedia(r *segment.Rendition) string {
+	var b strings.Builder
+	target := 1.0
+	for _, f := range r.Files {
+		target = max(target, f.Duration)
+	}
+	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n", int(target+0.999))
+	for _, f := range r.Files {
+		switch f.Kind {
+		case segment.KindInit:
+			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"init-%d.mp4\"\n", f.Period)
+		case segment.KindMedia:
+			fmt.Fprintf(&b, "#EXTINF:%.5f,\n%d.m4s\n", f.Duration, f.Index)
+		}
+	}
+	b.WriteString("#EXT-X-ENDLIST\n")
+	return b.String()
+}
+
+// decryptor returns the decryptor of rendition r's crypto period p.
+func (s *Session) decryptor(ctx context.Context, r *segment.Rendition, p int) (*segment.Decryptor, error) {
+	var initFile *segment.File
+	for i := range r.Files {
+		if r.Files[i].Kind == segment.KindInit && r.Files[i].Period == p {
+			initFile = &r.Files[i]
+		}
+	}
+	if initFile == nil {
+		return nil, notFound("%s has no crypto period %d", r.ID, p)
+	}
+	s.decMu.Lock()
+	d := s.decs[initFile.Path]
+	s.decMu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	sc, err := s.scheduler(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	data, _, err := sc.GetInit(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if d, err = segment.NewDecryptor(data); err != nil {
+		return nil, err
+	}
+	s.decMu.Lock()
+	s.decs[initFile.Path] = d
+	s.decMu.Unlock()
+	return d, nil
+}
+
+// clearSegment fetches media segment i of r (verified ciphertext) and
+// decrypts it in memory, if and only if a valid license carries its key.
+func (s *Session) clearSegment(ctx context.Context, r *segment.Rendition, i int) ([]byte, string, error) {
+	var f *segment.File
+	for k := range r.Files {
+		if r.Files[k].Kind == segment.KindMedia && r.Files[k].Index == i {
+			f = &r.Files[k]
+		}
+	}
+	if f == nil {
+		return nil, "", notFound("%s has no segment %d", r.ID, i)
+	}
+	kid, err := periodKID(s.m, f.Period)
+	if err != nil {
+		return nil, "", err
+	}
+	// A segment of a period the license does not cover yet (a seek, or a
+	// renewal that is late): ask now rather than fail.
+	if !s.keys.has(kid) {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = s.keys.renew(rctx, f.Start)
+		cancel()
+	}
+	key, err := s.keys.key(kid)
+	if err != nil {
+		s.refused.Add(1)
+		return nil, "", &gatewayError{status: http.StatusForbidden, code: "no_license", msg: err.Error()}
+	}
+	d, err := s.decryptor(ctx, r, f.Period)
+	if err != nil {
+		return nil, "", err
+	}
+	sc, err := s.scheduler(r.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	enc, _, err := sc.Get(ctx, i)
+	if err != nil {
+		return nil, "", err
+	}
+	// Check the license again after the wait: it may have lapsed meanwhile.
+	if key, err = s.keys.key(kid); err != nil {
+		s.refused.Add(1)
+		return nil, "", &gatewayError{status: http.StatusForbidden, code: "no_license", msg: err.Error()}
+	}
+	clear, err := d.Decrypt(enc, map[[16]byte][]byte{kid: key})
+	if err != nil {
+		return nil, "", err
+	}
+	if r == s.video || (s.video == nil && r == s.audio) {
+		s.play.servedSegment(i)
+	}
+	s.served.Add(1)
+	s.servedBytes.Add(int64(len(clear)))
+	return clear, "video/mp4", nil
+}
+
+func periodKID(m *segment.Manifest, p int) ([16]byte, error) {
+	var kid [16]byte
+	if p < 0 || p >= len(m.Periods) {
+		return kid, notFound("no crypto period %d", p)
+	}
+	b, err := hex.DecodeString(m.Periods[p].KID)
+	if err != nil || len(b) != len(kid) {
+		return kid, fmt.Errorf("player: manifest period %d has a bad KID", p)
+	}
+	copy(kid[:], b)
+	return kid, nil
+}
+
+// serveEME serves the packaged ciphertext: playlists as verified against the
+// manifest, init and media segments through the schedulers.
+func (s *Session) serveEME(ctx context.Context, rel string) ([]byte, string, error) {
+	f, ok := s.m.Lookup(rel)
+	if !ok {
+		return nil, "", notFound("no such file %q", rel)
+	}
+	ctype := "video/mp4"
+	switch {
+	case strings.HasSuffix(rel, ".m3u8"):
+		ctype = "application/vnd.apple.mpegurl"
+	case strings.HasSuffix(rel, ".mpd"):
+		ctype = "application/dash+xml"
+	}
+	if f.Kind == segment.KindPlaylist {
+		data, err := s.origin.Fetch(ctx, rel)
+		return data, ctype, err
+	}
+	id, _, _ := strings.Cut(rel, "/")
+	sc, err := s.scheduler(id)
+	if err != nil {
+		return nil, "", err
+	}
+	var data []byte
+	if f.Kind == segment.KindInit {
+		data, _, err = sc.GetInit(ctx, f.Period)
+	} else {
+		data, _, err = sc.Get(ctx, f.Index)
+		if err == nil && s.video != nil && id == s.video.ID {
+			s.play.servedSegment(f.Index)
+		}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	s.served.Add(1)
+	s.servedBytes.Add(int64(len(data)))
+	return data, ctype, nil
+}
