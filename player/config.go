@@ -65,7 +65,10 @@ type Config struct {
 	// CacheDir holds verified ciphertext between runs. Zero: memory only
 	// (nothing is written to disk). Decrypted bytes never touch the disk.
 	CacheDir string
-	// CacheBytes caps the cache. Zero: 512 MiB on disk, 64 MiB in memory.
+	// CacheBytes caps the cache. Zero: 512 MiB on disk, 16 MiB in memory
+	// (with a 30 s buffer target that still holds the window plus recent
+	// segments of 2.5 Mbit/s video for other peers, and keeps a set-top box
+	// under 64 MiB). A seed's memory cache defaults to the whole content.
 	CacheBytes int64
 	// P2P configures the swarm.
 	P2P P2P

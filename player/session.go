@@ -124,6 +124,18 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	if cfg.CacheDir != "" {
 		s.store, err = cache.Open(cfg.CacheDir, s.m, opts)
 	} else {
+		if opts.MaxBytes == 0 {
+			opts.MaxBytes = 16 << 20
+			if cfg.SeedOnly {
+				// A seed holds the whole content: a cache smaller than that
+				// would evict what its scheduler then fetches again.
+				var total int64
+				for _, f := range s.m.Files() {
+					total += f.Size
+				}
+				opts.MaxBytes = total + 1<<20
+			}
+		}
 		s.store, err = cache.NewMem(s.m, opts)
 	}
 	if err != nil {

@@ -121,10 +121,6 @@ func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer)
 	if err != nil {
 		return err
 	}
-	sk, err := ks.SigningKey(ctx, "manifest")
-	if err != nil {
-		return err
-	}
 	type item struct {
 		Content string   `json:"content"`
 		KIDs    []string `json:"kids"`
@@ -133,7 +129,16 @@ func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer)
 	out := struct {
 		SigningKeys map[string]string `json:"signing_keys"`
 		Content     []item            `json:"content"`
-	}{SigningKeys: map[string]string{"manifest " + sk.ID(): hex.EncodeToString(sk.Public())}}
+	}{SigningKeys: map[string]string{}}
+	var signing []string
+	for _, name := range []string{keys.SigningKeyManifest, keys.SigningKeyLicense} {
+		sk, err := ks.SigningKey(ctx, name)
+		if err != nil {
+			return err
+		}
+		out.SigningKeys[name+" "+sk.ID()] = hex.EncodeToString(sk.Public())
+		signing = append(signing, fmt.Sprintf("%s signing key %s  public %s", name, sk.ID(), hex.EncodeToString(sk.Public())))
+	}
 	for _, c := range list {
 		it := item{Content: c.ID, Created: c.Created.UTC().Format("2006-01-02T15:04:05Z")}
 		for _, k := range c.KIDs {
@@ -146,7 +151,10 @@ func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
-	fmt.Fprintf(w, "manifest signing key %s  public %s\n\n", sk.ID(), hex.EncodeToString(sk.Public()))
+	for _, l := range signing {
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTENT\tPERIODS\tCREATED\tKIDS")
 	for _, it := range out.Content {

@@ -10,8 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -82,6 +84,8 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	eme := fs.Bool("eme", false, "serve the ciphertext (HLS and DASH) for a browser player with EME Clear Key instead of clear HLS")
 	ext := fs.String("player", "", "start this `player` on the URL: ffplay, mpv or vlc")
 	verbose := fs.Bool("verbose", false, "log on stderr")
+	pprofAddr := fs.String("pprof", "", "serve Go's pprof profiles on this loopback `address` (for diagnosing memory and CPU)")
+	memLimit := fs.Int64("memory-limit", 32, "soft memory limit in `MiB` for the Go runtime (0: none; $GOMEMLIMIT wins)")
 	if err := parseFlags(fs, rest); err != nil {
 		return err
 	}
@@ -104,6 +108,20 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	logger := slog.New(slog.DiscardHandler)
 	if *verbose {
 		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	if *pprofAddr != "" {
+		if !loopbackAddr(*pprofAddr) {
+			return usageErr("--pprof must be a loopback address, not %s", *pprofAddr)
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		go func() { _ = http.ListenAndServe(*pprofAddr, mux) }()
+	}
+	if *memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		// A set-top box has little RAM: make the collector work harder
+		// rather than let the heap double before it runs.
+		debug.SetMemoryLimit(*memLimit << 20)
 	}
 	licKeys, mkeys, err := peerKeys(ctx, *lic, *licKey, manKeys, stderr)
 	if err != nil {
