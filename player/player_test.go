@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,3 +136,48 @@ func playAll(t *testing.T, s *player.Session) {
 }
 
 var _ = transport.SegmentProtocol
+
+// TestEMEModeServesCiphertext: for browser players the gateway serves the
+// packaged ciphertext, byte for byte as the manifest lists it.
+func TestEMEModeServesCiphertext(t *testing.T) {
+	st := startStack(t, stack.Options{})
+	cfg := config(st, "viewer")
+	cfg.P2P.Disable = true
+	cfg.Mode = player.ModeEME
+	s, err := player.Open(context.Background(), cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	base := strings.TrimSuffix(s.URL(), "master.m3u8")
+	for _, f := range s.Manifest().Files() {
+		code, body := get(t, base+f.Path)
+		require.Equal(t, http.StatusOK, code, f.Path)
+		require.NoError(t, f.Check(body), "%s is not the packaged ciphertext", f.Path)
+	}
+	require.True(t, strings.HasSuffix(s.DASHURL(), "/manifest.mpd"))
+}
+
+// TestOriginDownSwarmCompletes: once one viewer holds the content, a second
+// plays it all with the origin answering 503 to everything.
+func TestOriginDownSwarmCompletes(t *testing.T) {
+	var down atomic.Bool
+	st := startStack(t, stack.Options{SegmentDuration: 2 * time.Second, Origin: func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if down.Load() && !strings.HasSuffix(r.URL.Path, "sealmesh.json") {
+				http.Error(w, "origin down", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	}})
+	first, err := player.Open(context.Background(), withTracker(config(st, "a")))
+	require.NoError(t, err)
+	defer first.Close()
+	playAll(t, first)
+	down.Store(true)
+	second, err := player.Open(context.Background(), withTracker(config(st, "b")))
+	require.NoError(t, err)
+	defer second.Close()
+	playAll(t, second)
+	require.Zero(t, second.Stats().BytesFromOrigin)
+	require.Greater(t, second.Stats().BytesFromPeers, int64(0))
+}
