@@ -12,6 +12,7 @@ import (
 	"github.com/tink-crypto/tink-go/v2/keyset"
 	"github.com/tink-crypto/tink-go/v2/tink"
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/sealmesh/sealmesh/keys"
 )
@@ -224,7 +225,7 @@ func TestOpenLocked(t *testing.T) {
 
 	// A raw bbolt open contends for the same flock.
 	_, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 50 * time.Millisecond})
-	require.ErrorIs(t, err, bolt.ErrTimeout)
+	require.ErrorIs(t, err, bolterrors.ErrTimeout)
 
 	require.NoError(t, s.Close())
 	s2, err := keys.Open(path, passphrase, keys.WithLockTimeout(50*time.Millisecond))

@@ -56,8 +56,6 @@ type Server struct {
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-
-	adminToken string // set by ServeAdmin
 }
 
 // New checks cfg and deps and returns a Server. It starts one goroutine

@@ -113,17 +113,6 @@ func (t *tracker) prune(now time.Time) {
 	}
 }
 
-// size returns the number of entries, live or not yet pruned.
-func (t *tracker) size() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, m := range t.contents {
-		n += len(m)
-	}
-	return n
-}
-
 // PrefixGroup is the default network grouping of the tracker: the /24 of
 // an IPv4 address, the /48 of an IPv6 address, "" for an invalid one.
 func PrefixGroup(a netip.Addr) string {

@@ -61,12 +61,6 @@ func (ts *ticketSource) Ticket(ctx context.Context, content string) ([]byte, tim
 	return []byte(r.Encoded), r.Expiry, nil
 }
 
-func (ts *ticketSource) current() string {
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.encoded
-}
-
 var _ transport.TicketSource = (*ticketSource)(nil)
 
 // tracker announces this host to the license server's tracker with its

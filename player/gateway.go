@@ -241,8 +241,7 @@ func (s *Session) clearSegment(ctx context.Context, r *segment.Rendition, i int)
 		_ = s.keys.renew(rctx, f.Start)
 		cancel()
 	}
-	key, err := s.keys.key(kid)
-	if err != nil {
+	if _, err := s.keys.key(kid); err != nil {
 		s.refused.Add(1)
 		return nil, "", &gatewayError{status: http.StatusForbidden, code: "no_license", msg: err.Error()}
 	}
@@ -259,7 +258,8 @@ func (s *Session) clearSegment(ctx context.Context, r *segment.Rendition, i int)
 		return nil, "", err
 	}
 	// Check the license again after the wait: it may have lapsed meanwhile.
-	if key, err = s.keys.key(kid); err != nil {
+	key, err := s.keys.key(kid)
+	if err != nil {
 		s.refused.Add(1)
 		return nil, "", &gatewayError{status: http.StatusForbidden, code: "no_license", msg: err.Error()}
 	}

@@ -18,7 +18,6 @@ import (
 type memTracker struct {
 	mu    sync.Mutex
 	peers map[string]map[peer.ID][]ma.Multiaddr
-	ids   map[*transport.Host]bool
 }
 
 type trackerClient struct {

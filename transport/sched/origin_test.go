@@ -32,7 +32,7 @@ func TestHTTPOrigin(t *testing.T) {
 	}{
 		{name: "ok", handler: serve(good), read: 10_000},
 		{name: "404", handler: func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) }, status: 404, msg: "missing or refused"},
-		{name: "503", handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", 503) }, status: 503, msg: "retry later"},
+		{name: "503", handler: func(w http.ResponseWriter, r *http.Request) { http.Error(w, "busy", http.StatusServiceUnavailable) }, status: http.StatusServiceUnavailable, msg: "retry later"},
 		{name: "flipped byte", handler: serve(bad), want: segment.ErrIntegrity, read: 10_000},
 		{name: "declared too long", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "1000000")
