@@ -80,7 +80,7 @@ func (s *Swarm) serve(st network.Stream, remote peer.ID, path string) error {
 	// Serve only bytes the signed manifest vouches for: a requester bans a
 	// peer that sends a bad file, so sending rotten bytes from a cache would
 	// get us banned, and relaying a poisoned file would be worse.
-	if !s.opts.TrustStore {
+	if !s.opts.TrustStore && !s.storeVerifies {
 		if err := f.Check(data); err != nil {
 			s.log.Error("held file fails the manifest; not serving it", "path", path, "err", err)
 			return respond(st, statusNotFound)

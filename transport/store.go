@@ -22,6 +22,19 @@ type Store interface {
 	Paths() []string
 }
 
+// VerifyingStore is a Store whose Get only ever returns bytes that match
+// the manifest: one that re-hashes what it reads back from disk, or one that
+// keeps verified copies in memory where nothing can rot them. The segment
+// protocol then sends Get's bytes without hashing them again.
+type VerifyingStore interface {
+	Store
+	// GetVerified reports whether Get's bytes are guaranteed verified.
+	GetVerified() bool
+}
+
+// GetVerified: a MemStore holds copies of verified bytes only.
+func (m *MemStore) GetVerified() bool { return true }
+
 // MemStore is an in-memory Store, for tests and seed nodes that hold a whole
 // content in RAM. The zero value is ready to use.
 type MemStore struct {

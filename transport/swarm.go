@@ -54,8 +54,11 @@ type Swarm struct {
 	digest  [32]byte
 	opts    SwarmOptions
 	store   Store
-	upload  *uploader
-	log     *slog.Logger
+	// storeVerifies: the Store guarantees Get's bytes match the manifest
+	// (VerifyingStore), so serving need not hash them again.
+	storeVerifies bool
+	upload        *uploader
+	log           *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -129,6 +132,9 @@ func (h *Host) Join(ctx context.Context, content string, m *segment.Manifest, op
 		upload:  upload,
 		log:     opts.Logger.With("content", content),
 		peers:   make(map[peer.ID]*swarmPeer),
+	}
+	if vs, ok := opts.Store.(VerifyingStore); ok && vs.GetVerified() {
+		s.storeVerifies = true
 	}
 	d := sha256.New()
 	io.WriteString(d, "sealmesh manifest digest v1\x00")

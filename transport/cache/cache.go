@@ -325,6 +325,10 @@ func (c *Cache) evictLocked() {
 }
 
 // Has reports whether path is cached, without reading it or touching its recency.
+// GetVerified reports that Get returns verified bytes only: it re-hashes
+// every file it reads back from disk (transport.VerifyingStore).
+func (c *Cache) GetVerified() bool { return true }
+
 func (c *Cache) Has(path string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -51,6 +51,10 @@ func (c *Mem) Get(path string) ([]byte, bool) {
 	return append([]byte(nil), e.data...), true
 }
 
+// GetVerified reports that Get returns verified bytes only: Mem keeps
+// copies of verified bytes in memory (transport.VerifyingStore).
+func (c *Mem) GetVerified() bool { return true }
+
 // Put verifies and stores a copy of data, with the same errors as Cache.Put.
 func (c *Mem) Put(path string, data []byte) error {
 	f, err := admit(c.files, c.max, path, data)
