@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # make-long-clip.sh: make a longer synthetic clip for benchmarks, at run time (not committed).
 #
-#   testdata/make-long-clip.sh OUT.mp4 [seconds=60] [WxH=1280x720]
+#   testdata/make-long-clip.sh OUT.mp4 [seconds=60] [WxH=1280x720] [video-kbit]
 #
 # Same shape as make-clip.sh (H.264 High yuv420p 24 fps, IDR every 2 s exactly,
 # AAC-LC stereo 48 kHz 64 kbit/s, faststart), sized for throughput benchmarks.
-# The video bitrate scales with the picture: about 0.1 bit per pixel per frame.
+# The video bitrate scales with the picture: about 0.1 bit per pixel per frame,
+# unless video-kbit sets it (the swarm benchmark's ladder: 640x360 900, 320x180 300).
 set -euo pipefail
 
-if [[ $# -lt 1 || $# -gt 3 ]]; then
-	echo "usage: $0 OUT.mp4 [seconds=60] [WxH=1280x720]" >&2
+if [[ $# -lt 1 || $# -gt 4 ]]; then
+	echo "usage: $0 OUT.mp4 [seconds=60] [WxH=1280x720] [video-kbit]" >&2
 	exit 2
 fi
 dst="$1"
@@ -27,6 +28,13 @@ if ! [[ "$size" =~ ^([0-9]+)x([0-9]+)$ ]]; then
 fi
 w="${BASH_REMATCH[1]}" h="${BASH_REMATCH[2]}"
 vbr=$(( w * h * 24 / 10 / 1000 ))k
+if [[ $# -ge 4 ]]; then
+	if ! [[ "$4" =~ ^[0-9]+$ ]] || (( $4 < 16 )); then
+		echo "make-long-clip: video-kbit must be an integer of 16 or more, got '$4'" >&2
+		exit 2
+	fi
+	vbr="${4}k"
+fi
 
 mkdir -p "$(dirname "$dst")"
 "$ffmpeg" -hide_banner -nostdin -loglevel error -y \

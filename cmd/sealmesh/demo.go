@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,8 +17,7 @@ import (
 	"time"
 
 	"github.com/sealmesh/sealmesh/internal/stack"
-	"github.com/sealmesh/sealmesh/internal/viewer"
-	"github.com/sealmesh/sealmesh/player"
+	"github.com/sealmesh/sealmesh/internal/swarmbench"
 	"github.com/sealmesh/sealmesh/segment"
 )
 
@@ -41,30 +39,9 @@ Examples:
   sealmesh demo --json                 # one JSON object, for scripts
   sealmesh demo --serve                # keep it up and print a URL for ffplay/VLC`
 
-type demoSummary struct {
-	Peers           int     `json:"peers"`
-	Offload         float64 `json:"offload"`
-	Stalls          int     `json:"stalls"`
-	StallMS         int64   `json:"stall_ms"`
-	StartupP50MS    int64   `json:"startup_p50_ms"`
-	StartupP95MS    int64   `json:"startup_p95_ms"`
-	BytesFromPeers  int64   `json:"bytes_from_peers"`
-	BytesFromOrigin int64   `json:"bytes_from_origin"`
-	OriginEgress    int64   `json:"origin_egress_bytes"`
-	BytesUploaded   int64   `json:"bytes_uploaded"`
-	ContentSeconds  float64 `json:"content_seconds"`
-	WallSeconds     float64 `json:"wall_seconds"`
-}
-
-type demoPeer struct {
-	n      int
-	sess   *player.Session
-	view   *viewer.Viewer
-	res    viewer.Result
-	err    error
-	done   bool
-	joined bool
-}
+// demoSummary is the demo's --json object; 'sealmesh bench swarm --json'
+// carries the same keys.
+type demoSummary = swarmbench.Summary
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", demoSynopsis, stderr)
@@ -110,7 +87,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	st, err := stack.Start(ctx, stack.Options{
 		Dir: dir, Inputs: ins, ContentID: "demo", Scheme: segment.Scheme(*scheme),
 		SegmentDuration: *segDur, CryptoPeriod: *period, Logger: logger,
-		Origin: func(h http.Handler) http.Handler { return countingHandler(h, &egress) },
+		Origin: func(h http.Handler) http.Handler { return swarmbench.CountingHandler(h, &egress) },
 	})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
@@ -129,12 +106,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	start := time.Now()
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ps := make([]*demoPeer, *peers)
-	var mu sync.Mutex
+	ps := make([]*swarmbench.Peer, *peers)
 	var wg sync.WaitGroup
 	for i := range ps {
-		ps[i] = &demoPeer{n: i + 1}
+		ps[i] = swarmbench.NewPeer(i + 1)
 	}
+	target := swarmbench.TargetOf(st)
 	for i, p := range ps {
 		wg.Go(func() {
 			select {
@@ -142,28 +119,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			case <-runCtx.Done():
 				return
 			}
-			t0 := time.Now()
-			cfg := player.Config{
-				Content: st.ContentID, OriginURL: st.OriginURL, LicenseURL: st.LicenseURL,
-				Token: st.TokenFunc(fmt.Sprintf("viewer-%d", p.n)), LicenseKeys: st.LicenseKeys, ManifestKeys: st.ManifestKeys,
-				Speed: *speed, Logger: logger,
-				P2P: player.P2P{Disable: *noP2P, ListenAddrs: []string{"/ip4/127.0.0.1/tcp/0"}, TrackerInterval: 500 * time.Millisecond},
-			}
-			sess, err := player.Open(runCtx, cfg)
-			mu.Lock()
-			p.sess, p.err, p.joined = sess, err, true
-			mu.Unlock()
-			if err != nil {
-				return
-			}
-			v := viewer.New(viewer.Config{URL: sess.URL(), Speed: *speed})
-			mu.Lock()
-			p.view = v
-			mu.Unlock()
-			res, err := v.Play(runCtx, t0)
-			mu.Lock()
-			p.res, p.err, p.done = res, err, true
-			mu.Unlock()
+			_ = p.Play(runCtx, target, swarmbench.PeerConfig{Speed: *speed, NoP2P: *noP2P, Logger: logger})
 		})
 	}
 	live := isTerminal(stdout) && !*asJSON
@@ -183,9 +139,7 @@ loop:
 			return errors.New("demo interrupted")
 		case <-tick.C:
 			if live {
-				mu.Lock()
 				table := demoTable(ps)
-				mu.Unlock()
 				if lastLines > 0 {
 					fmt.Fprintf(stdout, "\033[%dA\033[J", lastLines)
 				}
@@ -200,26 +154,20 @@ loop:
 	}
 	say("%s\n", demoTable(ps))
 	var errs []error
-	sum := demoSummary{Peers: *peers, WallSeconds: wall.Seconds(), ContentSeconds: m.Duration, OriginEgress: egress.Load()}
-	var startups []time.Duration
+	var results []swarmbench.ViewerResult
 	for _, p := range ps {
-		if p.err != nil {
-			errs = append(errs, fmt.Errorf("viewer %d: %w", p.n, p.err))
+		sn := p.Snapshot()
+		if sn.Err != nil {
+			errs = append(errs, fmt.Errorf("viewer %d: %w", p.N, sn.Err))
 			continue
 		}
-		s := p.sess.Stats()
-		sum.BytesFromPeers += s.BytesFromPeers
-		sum.BytesFromOrigin += s.BytesFromOrigin
-		sum.BytesUploaded += s.BytesUploaded
-		sum.Stalls += p.res.Stalls
-		sum.StallMS += p.res.StallTime.Milliseconds()
-		startups = append(startups, p.res.Startup)
+		results = append(results, swarmbench.ViewerResult{
+			BytesFromPeers: sn.Stats.BytesFromPeers, BytesFromOrigin: sn.Stats.BytesFromOrigin, BytesUploaded: sn.Stats.BytesUploaded,
+			Stalls: sn.Result.Stalls, StallMS: sn.Result.StallTime.Milliseconds(), StartupMS: sn.Result.Startup.Milliseconds(),
+		})
 	}
-	if total := sum.BytesFromPeers + sum.BytesFromOrigin; total > 0 {
-		sum.Offload = float64(sum.BytesFromPeers) / float64(total)
-	}
-	sum.StartupP50MS = percentile(startups, 50).Milliseconds()
-	sum.StartupP95MS = percentile(startups, 95).Milliseconds()
+	sum := swarmbench.Summarize(results, m.Duration, wall, egress.Load())
+	sum.Peers = *peers
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		if err := enc.Encode(sum); err != nil {
@@ -233,80 +181,38 @@ loop:
 		fmt.Fprintf(stdout, "%d viewers played %.0f s of content in %.1f s\n", *peers, m.Duration, wall.Seconds())
 	}
 	if *serve && len(errs) == 0 {
-		fmt.Fprintf(stderr, "\nserving: open %s in ffplay, mpv or VLC (clear HLS from viewer 1's gateway); Ctrl-C to stop\n", ps[0].sess.URL())
+		fmt.Fprintf(stderr, "\nserving: open %s in ffplay, mpv or VLC (clear HLS from viewer 1's gateway); Ctrl-C to stop\n", ps[0].Session().URL())
 		<-ctx.Done()
 	}
 	cancel()
 	for _, p := range ps {
-		if p.sess != nil {
-			p.sess.Close()
-		}
+		p.Close()
 	}
 	return errors.Join(errs...)
 }
 
-func demoTable(ps []*demoPeer) string {
+func demoTable(ps []*swarmbench.Peer) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "viewer\tstate\tbuffered s\tfrom peers\tfrom origin\tuploaded\tpeers\tstalls\tstart-up\t")
 	for _, p := range ps {
-		state := "waiting"
-		var s player.Stats
-		var pr viewer.Progress
-		switch {
-		case p.err != nil:
-			state = "error"
-		case p.done:
-			state = "done"
-		case p.view != nil:
-			state = "playing"
-		case p.joined:
-			state = "joining"
+		sn := p.Snapshot()
+		state := string(sn.State)
+		if sn.State == swarmbench.StateJoining {
+			state = "waiting" // the demo has always said "waiting" until Open returns
 		}
-		if p.sess != nil {
-			s = p.sess.Stats()
-		}
-		if p.view != nil {
-			pr = p.view.Progress()
-		}
+		s, pr := sn.Stats, sn.Progress
 		startup := "-"
-		if p.done {
-			startup = fmt.Sprintf("%d ms", p.res.Startup.Milliseconds())
+		if sn.State == swarmbench.StateDone {
+			startup = fmt.Sprintf("%d ms", sn.Result.Startup.Milliseconds())
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%s\t%s\t%s\t%d\t%d\t%s\t\n", p.n, state, pr.Buffered.Seconds(), mb(s.BytesFromPeers), mb(s.BytesFromOrigin), mb(s.BytesUploaded), s.Peers, pr.Stalls, startup)
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%s\t%s\t%s\t%d\t%d\t%s\t\n", p.N, state, pr.Buffered.Seconds(), mb(s.BytesFromPeers), mb(s.BytesFromOrigin), mb(s.BytesUploaded), s.Peers, pr.Stalls, startup)
 	}
 	tw.Flush()
 	return b.String()
 }
 
-func percentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	return s[max(min(i, len(s))-1, 0)]
-}
-
-func mb(n int64) string { return fmt.Sprintf("%.2f MB", float64(n)/1e6) }
-
-func countingHandler(h http.Handler, n *atomic.Int64) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(countingWriter{w, n}, r)
-	})
-}
-
-type countingWriter struct {
-	http.ResponseWriter
-	n *atomic.Int64
-}
-
-func (c countingWriter) Write(b []byte) (int, error) {
-	k, err := c.ResponseWriter.Write(b)
-	c.n.Add(int64(k))
-	return k, err
-}
+func mb(n int64) string { return swarmbench.MB(n) }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
@@ -329,23 +235,4 @@ func countLines(s string) int {
 
 // findClip locates testdata/clip from the working folder or any parent, so
 // 'go run ./cmd/sealmesh demo' works from anywhere inside the repository.
-func findClip() ([]string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return nil, err
-	}
-	for {
-		c := filepath.Join(dir, "testdata", "clip")
-		a, b := filepath.Join(c, "360p.mp4"), filepath.Join(c, "180p.mp4")
-		if _, err := os.Stat(a); err == nil {
-			if _, err := os.Stat(b); err == nil {
-				return []string{a, b}, nil
-			}
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return nil, errors.New("bundled clip testdata/clip not found: run from the sealmesh repository or pass --in FILE.mp4")
-		}
-		dir = parent
-	}
-}
+func findClip() ([]string, error) { return swarmbench.FindClip() }

@@ -21,6 +21,7 @@ Usage:
 Commands:
   demo     the whole system in one process: pack, license server, origin and
            a swarm of viewers; prints P2P offload, start-up and stalls
+  bench    swarm benchmark: offload vs N, start-up, stalls, RSS, adversaries
   pack     encrypt MP4 or CMAF input into CMAF + HLS + DASH with a signed manifest
   keys     create the key store, list content keys, export keys for tests
   peer     play content through the swarm (local HLS URL), or seed it
@@ -74,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
+	case "bench":
+		return runBench(ctx, rest, stdout, stderr)
 	case "pack":
 		return runPack(ctx, rest, stdout, stderr)
 	case "keys":

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestBenchSwarmScenarios runs every scenario briefly (3 viewers, the
+// bundled clip at 8x) and checks the report's shape; timings are not
+// asserted, a loaded CI machine would make them flaky. The leech must get
+// zero bytes: that one is a security property, not a timing.
+func TestBenchSwarmScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("plays a swarm per scenario")
+	}
+	for _, sc := range []string{"vod", "live", "churn", "poison", "leech"} {
+		t.Run(sc, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			dir := t.TempDir()
+			csvPath := filepath.Join(dir, "out.csv")
+			var stdout, stderr bytes.Buffer
+			err := run(ctx, []string{"bench", "swarm", "--peers", "3", "--speed", "8", "--content", "12",
+				"--scenario", sc, "--json", "--csv", csvPath, "--plots", filepath.Join(dir, "plots")}, &stdout, &stderr)
+			require.NoError(t, err, "stderr: %s", stderr.String())
+
+			var r map[string]any
+			require.NoError(t, json.Unmarshal(stdout.Bytes(), &r), "one JSON object: %s", stdout.String())
+			// The demo's keys, then the benchmark's own.
+			for _, k := range []string{"peers", "offload", "stalls", "stall_ms", "startup_p50_ms", "startup_p95_ms",
+				"bytes_from_peers", "bytes_from_origin", "origin_egress_bytes", "bytes_uploaded", "content_seconds", "wall_seconds",
+				"scenario", "mode", "join", "offload_ceiling", "viewers", "origin_egress", "rendition_switches"} {
+				require.Contains(t, r, k)
+			}
+			require.Equal(t, sc, r["scenario"])
+			require.EqualValues(t, 3, r["peers"])
+			require.InDelta(t, 2.0/3, r["offload_ceiling"], 1e-9)
+			viewers := r["viewers"].([]any)
+			require.Len(t, viewers, 3)
+			for _, v := range viewers {
+				v := v.(map[string]any)
+				require.Empty(t, v["error"])
+				require.EqualValues(t, 0, v["rendition_switches"])
+			}
+			require.Greater(t, r["bytes_from_origin"].(float64)+r["bytes_from_peers"].(float64), 0.0)
+			require.NotEmpty(t, r["origin_egress"])
+
+			switch sc {
+			case "churn":
+				c := r["churn"].(map[string]any)
+				require.EqualValues(t, 1, c["left"], "every third viewer leaves")
+			case "poison":
+				p := r["poison"].(map[string]any)
+				require.NotEmpty(t, p["peer_id"])
+			case "leech":
+				ls := r["leech"].([]any)
+				require.Len(t, ls, 2)
+				for _, l := range ls {
+					l := l.(map[string]any)
+					require.EqualValues(t, 0, l["bytes"], "leech %v got bytes", l["kind"])
+					require.Greater(t, l["requests"].(float64)+l["unreachable"].(float64), 0.0, "leech %v never tried", l["kind"])
+				}
+			}
+
+			b, err := os.ReadFile(csvPath)
+			require.NoError(t, err)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			require.Len(t, lines, 4, "a header and one row per viewer")
+			require.True(t, strings.HasPrefix(lines[0], "scenario,mode,peers,viewer,"))
+			for _, f := range []string{"offload-vs-n.png", "startup-cdf.png", "origin-egress.png"} {
+				st, err := os.Stat(filepath.Join(dir, "plots", f))
+				require.NoError(t, err)
+				require.Greater(t, st.Size(), int64(1000))
+			}
+		})
+	}
+}
+
+func TestBenchSwarmUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no benchmark", []string{"bench"}},
+		{"unknown benchmark", []string{"bench", "disk"}},
+		{"bad scenario", []string{"bench", "swarm", "--scenario", "flood"}},
+		{"bad peers", []string{"bench", "swarm", "--peers", "0"}},
+		{"bad mode", []string{"bench", "swarm", "--mode", "threads"}},
+		{"bad join", []string{"bench", "swarm", "--join", "burst"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			err := run(context.Background(), tc.args, &out, &errb)
+			var ee *exitError
+			require.ErrorAs(t, err, &ee)
+			require.Equal(t, 2, ee.code)
+		})
+	}
+}
