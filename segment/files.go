@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // partialOwner names the file inside a temporary output folder that holds
@@ -60,32 +58,6 @@ func writeFile(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return f.Close()
-}
-
-// syncDir makes everything written under dir durable before the rename that
-// publishes it: one syncfs(2) for the whole filesystem instead of an fsync
-// per file, with a per-file fallback where syncfs is unavailable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = unix.Syncfs(int(d.Fd()))
-	d.Close()
-	if err == nil {
-		return nil
-	}
-	return filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return f.Sync()
-	})
 }
 
 // replaceDir moves the finished folder tmp to out. With force an existing out

@@ -82,6 +82,11 @@ func localRef(base, uri string) (string, error) {
 	if strings.Contains(uri, "://") || strings.HasPrefix(uri, "/") || strings.ContainsAny(uri, "?#") {
 		return "", fmt.Errorf("%w: %q: only relative file URIs are supported in input playlists", ErrUnsupportedInput, uri)
 	}
+	// No "..": a playlist may name files in its folder and below, never
+	// elsewhere on the packaging machine.
+	if !filepath.IsLocal(filepath.FromSlash(uri)) {
+		return "", fmt.Errorf("%w: %q leaves the playlist's folder; only relative file URIs below it are supported", ErrUnsupportedInput, uri)
+	}
 	return filepath.Join(filepath.Dir(base), filepath.FromSlash(uri)), nil
 }
 

@@ -39,9 +39,8 @@ Examples:
   sealmesh demo --json                 # one JSON object, for scripts
   sealmesh demo --serve                # keep it up and print a URL for ffplay/VLC`
 
-// demoSummary is the demo's --json object; 'sealmesh bench swarm --json'
+// The demo's --json object is swarmbench.Summary; 'sealmesh bench swarm --json'
 // carries the same keys.
-type demoSummary = swarmbench.Summary
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", demoSynopsis, stderr)

@@ -1,0 +1,36 @@
+//go:build linux
+
+package segment
+
+import (
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// syncDir makes everything written under dir durable before the rename that
+// publishes it: one syncfs(2) for the whole filesystem instead of an fsync
+// per file, with a per-file fallback where syncfs is unavailable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = unix.Syncfs(int(d.Fd()))
+	d.Close()
+	if err == nil {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+}
