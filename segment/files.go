@@ -88,3 +88,18 @@ func replaceDir(tmp, out string, force bool) error {
 	}
 	return nil
 }
+
+// syncEach fsyncs every file and folder under dir.
+func syncEach(dir string) error {
+	return filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return f.Sync()
+	})
+}

@@ -4,7 +4,6 @@ package segment
 
 import (
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,15 +21,5 @@ func syncDir(dir string) error {
 	if err == nil {
 		return nil
 	}
-	return filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		return f.Sync()
-	})
+	return syncEach(dir)
 }
