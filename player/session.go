@@ -285,6 +285,7 @@ func (s *Session) scheduler(id string) (*sched.Scheduler, error) {
 	}
 	if s.swarm != nil {
 		cfg.Peers = s.swarm
+		cfg.Self = s.host.ID().String()
 	}
 	sc, err := sched.New(cfg)
 	if err != nil {

@@ -88,3 +88,7 @@ func sortPeers[T any](xs []T, key func(int) (float64, peer.ID)) {
 		return ia < ib
 	})
 }
+
+// Population is the number of peers admitted to this swarm now, whatever
+// they hold (transport/sched uses it to share origin prefetch).
+func (s *Swarm) Population() int { return s.Stats().AdmittedPeers }

@@ -99,4 +99,13 @@
 //
 // The API may change before sealmesh 1.0. Defaults and the urgency rule may
 // be tuned in any release; tests should assert sources and order, not timings.
+// # Viewers that start together
+//
+// When no peer holds anything a viewer needs (a swarm that started together,
+// or before any have-map has arrived), a viewer that knows its own ID
+// (Config.Self) and whose Peers reports its Population fills ahead from the
+// origin only the files a hash of (path, Self) assigns to it, about one in
+// Population+1, and gets the rest from the others once they announce them;
+// files nobody fetched in time still go to the origin in the urgent window.
+//
 package sched

@@ -3,6 +3,7 @@ package sched
 import (
 	"context"
 	"errors"
+	"hash/fnv"
 	"slices"
 	"sort"
 	"time"
@@ -199,7 +200,7 @@ func (s *Scheduler) plan(ph time.Duration) {
 			// No peer has it. Wait for it to enter the urgent window, unless
 			// no peer has anything we need: then fill the buffer from the
 			// origin in play order, originFillOrders at a time.
-			if emptySwarm && s.cfg.Origin != nil && s.originLoad < originFillOrders && !now.Before(s.originDown) {
+			if emptySwarm && s.cfg.Origin != nil && s.originLoad < originFillOrders && !now.Before(s.originDown) && s.mineLocked(w.f.Path) {
 				s.startRunJobLocked(w, now, plan{origin: true})
 			}
 		default:
@@ -234,4 +235,31 @@ func (s *Scheduler) usableLocked(cands []peer.ID, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// Population is an optional Peers method: how many peers are admitted to
+// the swarm now (whether or not they hold anything yet).
+type Population interface {
+	Population() int
+}
+
+// mineLocked reports whether this viewer should fetch path from the origin
+// ahead of its urgent window when no peer has anything it needs. Alone, it
+// fetches everything; with n admitted peers, about one viewer in n+1 does,
+// chosen by a hash of the path and Self, and the others get it from that one
+// (or, if it is late, from the origin in their urgent window).
+func (s *Scheduler) mineLocked(path string) bool {
+	pop, ok := s.cfg.Peers.(Population)
+	if s.cfg.Self == "" || !ok {
+		return true
+	}
+	n := pop.Population()
+	if n <= 0 {
+		return true
+	}
+	h := fnv.New64a()
+	h.Write([]byte(path))
+	h.Write([]byte{0})
+	h.Write([]byte(s.cfg.Self))
+	return h.Sum64()%uint64(n+1) == 0
 }

@@ -109,8 +109,14 @@ type Config struct {
 	Manifest  *segment.Manifest
 	Rendition string // ID of the rendition (one track) to fetch
 	Peers     Peers  // nil: origin only
-	Origin    Origin // nil: peers only (no fallback: playback can stall)
-	Store     Store
+	// Self names this viewer (its peer ID). With it, and a Peers that
+	// reports its Population, viewers that start together split the work of
+	// fetching ahead from the origin: each fills only the files a hash of
+	// (path, Self) assigns to it, and gets the rest from the others. Zero:
+	// every viewer fills its buffer from the origin when no peer has anything.
+	Self   string
+	Origin Origin // nil: peers only (no fallback: playback can stall)
+	Store  Store
 
 	// BufferTarget is how far past the playhead Run keeps files fetched. Zero: 30 s.
 	BufferTarget time.Duration

@@ -279,3 +279,45 @@ func indexOf(p string) int {
 	i, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(p, "v1/"), ".m4s"))
 	return i
 }
+
+// populated is a swarm that reports n admitted peers, none holding anything
+// yet: viewers that started together.
+type populated struct {
+	*swarm
+	n int
+}
+
+func (p populated) Population() int { return p.n }
+
+// TestViewersStartingTogetherShareOriginPrefetch: with Self and a swarm of
+// three other admitted peers that hold nothing, a viewer fills ahead from
+// the origin only the files assigned to it (about a quarter), not its whole
+// buffer; alone (no Self) it fills everything.
+func TestViewersStartingTogetherShareOriginPrefetch(t *testing.T) {
+	count := func(self string) int {
+		var n int
+		synctest.Test(t, func(t *testing.T) {
+			c := newContent(t, 40, 16<<10)
+			o := &origin{c: c}
+			org, stop := listenPipe(o)
+			defer stop()
+			w := populated{newSwarm(c), 3}
+			s, err := sched.New(sched.Config{Manifest: c.m, Rendition: "v1", Peers: w, Origin: org, Store: &memStore{},
+				BufferTarget: 10 * time.Minute, Self: self})
+			require.NoError(t, err)
+			defer s.Close()
+			ctx, cancel := context.WithCancel(t.Context())
+			ran := make(chan error, 1)
+			go func() { ran <- s.Run(ctx, func() time.Duration { return 0 }) }() // paused at the start
+			time.Sleep(time.Minute)
+			cancel()
+			<-ran
+			n = len(o.requests())
+		})
+		return n
+	}
+	alone, shared := count(""), count("viewer-a")
+	require.Equal(t, 41, alone, "without Self the viewer prefetches its whole buffer from the origin")
+	require.Less(t, shared, 25, "with three peers about a quarter of the files (plus the urgent ones) come from the origin")
+	require.Greater(t, shared, 3, "the urgent files still come from the origin")
+}
