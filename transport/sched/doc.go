@@ -107,5 +107,4 @@
 // origin only the files a hash of (path, Self) assigns to it, about one in
 // Population+1, and gets the rest from the others once they announce them;
 // files nobody fetched in time still go to the origin in the urgent window.
-//
 package sched
