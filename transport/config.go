@@ -53,6 +53,17 @@ type Config struct {
 	// killed without closing its QUIC connection is otherwise noticed only
 	// at QUIC's 30 s idle timeout. Zero: 5 s.
 	IdleTimeout time.Duration
+	// NegotiationTimeout is how long an inbound stream may stay without a
+	// protocol (multistream negotiation not finished) before it is reset.
+	// Such streams sit in the resource manager's transient scope, a quarter
+	// of Limits.Streams shared by everyone, so a few peers holding idle ones
+	// would block every new stream; libp2p itself waits 10 s. A peer whose
+	// streams are reset for this IdleStreamStrikes times is banned. Zero:
+	// 2 s. Negative: leave it to libp2p.
+	NegotiationTimeout time.Duration
+	// IdleStreamStrikes is how many streams of one peer may be reset by
+	// NegotiationTimeout before the peer is banned (BanFor). Zero: 4.
+	IdleStreamStrikes int
 	// MDNS enables discovery on the local network (service "sealmesh").
 	MDNS bool
 	// DHT enables the private Kademlia DHT (protocol prefix /sealmesh) in
@@ -113,6 +124,9 @@ const (
 	DefaultEvictFor    = time.Minute
 	DefaultTimeout     = 30 * time.Second
 	DefaultIdleTimeout = 5 * time.Second
+
+	DefaultNegotiationTimeout = 2 * time.Second
+	DefaultIdleStreamStrikes  = 4
 )
 
 // withDefaults validates c and returns a copy with zero values filled in.
@@ -170,6 +184,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.IdleTimeout <= 0 {
 		c.IdleTimeout = DefaultIdleTimeout
 	}
+	if c.NegotiationTimeout == 0 {
+		c.NegotiationTimeout = DefaultNegotiationTimeout
+	}
+	if c.IdleStreamStrikes < 0 {
+		return c, errors.New("IdleStreamStrikes must not be negative")
+	}
+	def(&c.IdleStreamStrikes, DefaultIdleStreamStrikes)
 	c.Bootstrap = append([]peer.AddrInfo(nil), c.Bootstrap...)
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -123,6 +123,10 @@
 //	stream deadline             30 s (StreamTimeout); uploads get extra time
 //	                            for the file at 32 KiB/s and the rate limit
 //	fetch idle timeout          5 s without a byte (IdleTimeout)
+//	protocol negotiation        2 s for an inbound stream to name its
+//	                            protocol, then reset; a peer with 4 such
+//	                            resets is banned (NegotiationTimeout,
+//	                            IdleStreamStrikes)
 //	admission grace             5 s; eviction 1 min; ban for the session
 //	upload (UploadPolicy)       4 concurrent (then "busy"), optional shared
 //	                            token bucket (MaxRate), consume-only

@@ -55,6 +55,9 @@ type Host struct {
 	bans      atomic.Int64 // peers banned, total
 	evictions atomic.Int64 // peers evicted for lacking admission, total
 
+	idleResets  atomic.Int64           // inbound streams reset for not negotiating a protocol, total
+	idleStrikes map[peer.ID]idleStrike // per peer; only the reaper goroutine touches it
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -114,6 +117,8 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		pending:  make(map[peer.ID]time.Time),
 		dialing:  make(map[peer.ID]bool),
 		inflight: make(map[peer.ID]map[*context.CancelFunc]struct{}),
+
+		idleStrikes: make(map[peer.ID]idleStrike),
 	}
 	for _, b := range cfg.Bootstrap {
 		h.exempt[b.ID] = true
@@ -136,6 +141,10 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 	}
 	h.wg.Add(1)
 	go h.janitor()
+	if cfg.NegotiationTimeout > 0 {
+		h.wg.Add(1)
+		go h.reapUnnegotiated()
+	}
 	return h, nil
 }
 

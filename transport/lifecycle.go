@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -160,4 +161,69 @@ func (h *Host) rejected(p peer.ID, content string, err error) {
 	if !other {
 		h.evict(p, "ticket rejected")
 	}
+}
+
+// reapUnnegotiated resets inbound streams that have not chosen a protocol
+// within NegotiationTimeout and bans peers that keep opening such streams.
+// An honest libp2p peer sends the protocol header with its first read or
+// write, within a round trip; a stream that stays silent only holds a slot
+// of the transient scope, which every peer's new streams share.
+func (h *Host) reapUnnegotiated() {
+	defer h.wg.Done()
+	tick := min(max(h.cfg.NegotiationTimeout/4, 20*time.Millisecond), 500*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+			h.reapOnce(time.Now())
+		}
+	}
+}
+
+func (h *Host) reapOnce(wall time.Time) {
+	var ban []peer.ID
+	for _, c := range h.h.Network().Conns() {
+		p := c.RemotePeer()
+		for _, st := range c.GetStreams() {
+			if st.Protocol() != "" {
+				continue
+			}
+			stat := st.Stat()
+			if stat.Direction != network.DirInbound || wall.Sub(stat.Opened) < h.cfg.NegotiationTimeout {
+				continue
+			}
+			_ = st.Reset()
+			h.idleResets.Add(1)
+			k := h.idleStrikes[p]
+			k.n++
+			k.last = wall
+			h.idleStrikes[p] = k
+			if k.n == h.cfg.IdleStreamStrikes && !h.exempt[p] {
+				ban = append(ban, p)
+			}
+		}
+	}
+	for _, p := range ban {
+		h.Ban(p, fmt.Sprintf("%d inbound streams left without a protocol for %v", h.cfg.IdleStreamStrikes, h.cfg.NegotiationTimeout))
+	}
+	// Strikes outlive the connection, so reconnecting does not wipe them,
+	// and are forgotten after strikeMemory, so the map stays bounded.
+	for p, k := range h.idleStrikes {
+		if wall.Sub(k.last) > strikeMemory {
+			delete(h.idleStrikes, p)
+		}
+	}
+}
+
+// strikeMemory is how long idle-stream strikes are remembered after a
+// peer's last one.
+const strikeMemory = 10 * time.Minute
+
+// idleStrike counts one peer's streams reset by reapUnnegotiated.
+type idleStrike struct {
+	n    int
+	last time.Time
 }

@@ -15,6 +15,9 @@ type Stats struct {
 	// BannedPeers are banned now; Bans and Evictions count since start.
 	BannedPeers     int
 	Bans, Evictions int64
+	// IdleStreamResets counts inbound streams reset since start for not
+	// choosing a protocol within Config.NegotiationTimeout.
+	IdleStreamResets int64
 	// AdmittedPeers are distinct peers admitted to at least one swarm now.
 	AdmittedPeers int
 	// Contents holds the same per joined content.
@@ -44,10 +47,11 @@ func (s *Swarm) Stats() ContentStats {
 // Stats returns the host's counters, summed over joined contents.
 func (h *Host) Stats() Stats {
 	st := Stats{
-		BannedPeers: h.gater.bannedCount(),
-		Bans:        h.bans.Load(),
-		Evictions:   h.evictions.Load(),
-		Contents:    make(map[string]ContentStats),
+		BannedPeers:      h.gater.bannedCount(),
+		Bans:             h.bans.Load(),
+		Evictions:        h.evictions.Load(),
+		IdleStreamResets: h.idleResets.Load(),
+		Contents:         make(map[string]ContentStats),
 	}
 	now := h.now()
 	admitted := map[any]bool{}
@@ -85,7 +89,7 @@ type collector struct {
 	mu       sync.Mutex
 	failures map[[2]string]int64 // content, reason
 
-	bytesDown, bytesUp, failed, admitted, banned, bans, evictions *prometheus.Desc
+	bytesDown, bytesUp, failed, admitted, banned, bans, evictions, idleResets *prometheus.Desc
 }
 
 func newCollector(h *Host) *collector {
@@ -93,15 +97,16 @@ func newCollector(h *Host) *collector {
 		return prometheus.NewDesc("sealmesh_transport_"+name, help, labels, prometheus.Labels{"peer_id": h.ID().String()})
 	}
 	return &collector{
-		h:         h,
-		failures:  make(map[[2]string]int64),
-		bytesDown: d("peer_bytes_received_total", "Verified ciphertext bytes fetched from peers.", "content"),
-		bytesUp:   d("bytes_uploaded_total", "Ciphertext bytes served to peers.", "content"),
-		failed:    d("failed_fetches_total", "Fetches from peers that failed, by reason.", "content", "reason"),
-		admitted:  d("admitted_peers", "Peers admitted to the content's swarm now.", "content"),
-		banned:    d("banned_peers", "Peers banned now for sending bad bytes."),
-		bans:      d("bans_total", "Peers banned since start."),
-		evictions: d("evictions_total", "Peers disconnected since start for lacking a valid ticket."),
+		h:          h,
+		failures:   make(map[[2]string]int64),
+		bytesDown:  d("peer_bytes_received_total", "Verified ciphertext bytes fetched from peers.", "content"),
+		bytesUp:    d("bytes_uploaded_total", "Ciphertext bytes served to peers.", "content"),
+		failed:     d("failed_fetches_total", "Fetches from peers that failed, by reason.", "content", "reason"),
+		admitted:   d("admitted_peers", "Peers admitted to the content's swarm now.", "content"),
+		banned:     d("banned_peers", "Peers banned now for sending bad bytes."),
+		bans:       d("bans_total", "Peers banned since start."),
+		evictions:  d("evictions_total", "Peers disconnected since start for lacking a valid ticket."),
+		idleResets: d("idle_stream_resets_total", "Inbound streams reset since start for choosing no protocol within the negotiation timeout."),
 	}
 }
 
@@ -112,7 +117,7 @@ func (c *collector) fail(content, reason string) {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.bytesDown, c.bytesUp, c.failed, c.admitted, c.banned, c.bans, c.evictions} {
+	for _, d := range []*prometheus.Desc{c.bytesDown, c.bytesUp, c.failed, c.admitted, c.banned, c.bans, c.evictions, c.idleResets} {
 		ch <- d
 	}
 }
@@ -132,4 +137,5 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.banned, prometheus.GaugeValue, float64(st.BannedPeers))
 	ch <- prometheus.MustNewConstMetric(c.bans, prometheus.CounterValue, float64(st.Bans))
 	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(st.Evictions))
+	ch <- prometheus.MustNewConstMetric(c.idleResets, prometheus.CounterValue, float64(st.IdleStreamResets))
 }
