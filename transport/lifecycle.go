@@ -77,14 +77,10 @@ func (h *Host) admitted(p peer.ID) {
 	h.mu.Unlock()
 }
 
-// janitor expires admissions and evicts peers that are not admitted within
-// the grace period. Comparisons use the injected clock; the tick is real time.
-func (h *Host) janitor() {
+// every runs f each tick (real time) until the host closes; it is one of
+// the host's background goroutines, counted in h.wg.
+func (h *Host) every(tick time.Duration, f func()) {
 	defer h.wg.Done()
-	tick := time.Second
-	if g := h.cfg.AdmissionGrace; g > 0 && g/4 < tick {
-		tick = max(g/4, 20*time.Millisecond)
-	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	for {
@@ -92,9 +88,19 @@ func (h *Host) janitor() {
 		case <-h.ctx.Done():
 			return
 		case <-t.C:
-			h.sweep()
+			f()
 		}
 	}
+}
+
+// janitor expires admissions and evicts peers that are not admitted within
+// the grace period. Comparisons use the injected clock; the tick is real time.
+func (h *Host) janitor() {
+	tick := time.Second
+	if g := h.cfg.AdmissionGrace; g > 0 && g/4 < tick {
+		tick = max(g/4, 20*time.Millisecond)
+	}
+	h.every(tick, h.sweep)
 }
 
 func (h *Host) sweep() {
@@ -169,18 +175,8 @@ func (h *Host) rejected(p peer.ID, content string, err error) {
 // write, within a round trip; a stream that stays silent only holds a slot
 // of the transient scope, which every peer's new streams share.
 func (h *Host) reapUnnegotiated() {
-	defer h.wg.Done()
 	tick := min(max(h.cfg.NegotiationTimeout/4, 20*time.Millisecond), 500*time.Millisecond)
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	for {
-		select {
-		case <-h.ctx.Done():
-			return
-		case <-t.C:
-			h.reapOnce(time.Now())
-		}
-	}
+	h.every(tick, func() { h.reapOnce(time.Now()) })
 }
 
 func (h *Host) reapOnce(wall time.Time) {
