@@ -14,7 +14,9 @@ var (
 	ErrNotAdmitted = errors.New("transport: peer not admitted to the swarm")
 	// ErrBusy: the peer refused the request under its upload policy (too many
 	// concurrent uploads, or consume-only). Go elsewhere; the peer is fine.
-	ErrBusy = errors.New("transport: peer busy")
+	// It has a Busy method, which tells sched to try the peer again soon
+	// instead of counting a failure.
+	ErrBusy error = busyError{}
 	// ErrNotFound: the peer does not hold the file (or holds bytes that no
 	// longer match the manifest and would not serve them).
 	ErrNotFound = errors.New("transport: peer does not have the file")
@@ -28,3 +30,8 @@ var (
 	// of bounds, trailing bits). Decoders wrap it.
 	ErrMalformed = errors.New("transport: malformed message")
 )
+
+type busyError struct{}
+
+func (busyError) Error() string { return "transport: peer busy" }
+func (busyError) Busy() bool    { return true }

@@ -48,9 +48,15 @@
 //   - ttd ≥ UrgentWindow: the candidate peer with the earliest expected
 //     completion. Run fetches these rarest first (fewest candidates; ties in
 //     play order), at most MaxParallel at once and two per peer. A file no
-//     peer announced waits for the urgent window, except when no peer
-//     announced anything Run still needs ("no peers at all"): then Run fills
-//     the window from the origin, one file at a time, in play order.
+//     peer announced waits, except: when no peer announced anything Run
+//     still needs ("no peers at all"), Run fills the window from the
+//     origin, one file at a time, in play order; and when no peer holds a
+//     later file either (this viewer is at the front of the swarm), Run
+//     fetches it from the origin once ttd drops below this viewer's lead
+//     for it, drawn per file from [UrgentWindow+2 s, 2/3 BufferTarget] by a
+//     hash of (path, Self). The front runner thus fetches each new file
+//     well before the viewers behind need it, and viewers near the same
+//     playhead take turns instead of all fetching it at once.
 //   - ttd < UrgentWindow: a peer only if 2 × its expected time (from its
 //     measured throughput, or the 1 MiB/s prior for a new peer) + oE ≤ ttd,
 //     so that if it turns out slow the hedge at 2 × expected still leaves
@@ -72,6 +78,16 @@
 //
 // An origin fetch is bounded to 30 s; one running past its own hedge time
 // (2 × oE, at least 250 ms) is raced by an untried candidate peer, if any.
+//
+// A peer that answers busy (its upload slots are full; see [Peers]) is not
+// counted as failing: it is skipped for 500 ms and asked again. A fetch
+// whose attempts have failed or been refused while ttd ≥ UrgentWindow does
+// not turn to the origin: it waits for a peer (or for the urgent window).
+//
+// Get uses the file's play deadline from the playhead Run last saw, so a
+// player that requests segments ahead of its playhead (as HLS players do to
+// fill their own buffer) gets them by the same rules as Run, not from the
+// origin at once.
 //
 // The first verified answer wins; the other fetches for the file are
 // cancelled. A fetch that fails moves to the next candidate, then to the

@@ -192,7 +192,16 @@ type simPeer struct {
 	corrupt bool            // flips a byte of every file it sends
 	hang    map[string]bool // never finishes these paths
 	banned  bool
+	// busyUntil: until then every fetch is refused as busy (its upload
+	// slots are full), like transport.ErrBusy.
+	busyUntil time.Time
 }
+
+// busyErr is a busy refusal, recognised by its Busy method.
+type busyErr struct{}
+
+func (busyErr) Error() string { return "peer busy" }
+func (busyErr) Busy() bool    { return true }
 
 type call struct {
 	peer      peer.ID
@@ -254,6 +263,9 @@ func (w *swarm) Fetch(ctx context.Context, id peer.ID, path string) ([]byte, err
 	}()
 	if p == nil || banned || !p.has[path] {
 		return nil, fmt.Errorf("peer %s: no such file", id)
+	}
+	if time.Now().Before(p.busyUntil) {
+		return nil, fmt.Errorf("peer %s: %w", id, busyErr{})
 	}
 	select {
 	case <-time.After(p.latency):

@@ -164,6 +164,23 @@ func (j *job) loop() {
 	defer timer.Stop()
 	for {
 		j.decide(running, tried, noOrigin)
+		if len(running) == 0 && !noOrigin {
+			// Nothing to ask now but the deadline is outside the urgent
+			// window (peers busy, or none yet): wait for a peer, or for
+			// the urgent window and the origin, rather than failing.
+			if wait, ok := j.parkFor(); ok {
+				timer.Reset(wait)
+				select {
+				case <-timer.C:
+					continue
+				case <-j.kick:
+					continue
+				case <-j.ctx.Done():
+					j.finish(nil, 0, fmt.Errorf("sched: fetch %s: %w", j.file.Path, j.ctx.Err()))
+					return
+				}
+			}
+		}
 		if len(running) == 0 {
 			err := fmt.Errorf("sched: fetch %s: %w", j.file.Path, ErrUnavailable)
 			if lastErr != nil {
@@ -191,6 +208,8 @@ func (j *job) loop() {
 			lastErr = r.err
 			if r.a.origin() {
 				noOrigin = true
+			} else if isBusy(r.err) {
+				delete(tried, r.a.peer) // it may have a slot after its cool-down
 			}
 		case <-timer.C:
 		case <-j.kick:
@@ -234,6 +253,13 @@ func (j *job) decide(running map[*attempt]bool, tried map[peer.ID]bool, noOrigin
 		}
 	}
 	if len(running) == 0 {
+		// A first attempt follows the urgency rule. A next one, after a
+		// peer failed or was busy, goes to the origin only inside the
+		// urgent window: before that the job gives up and Run plans the
+		// file again when a peer can take it.
+		if j.attempts > 0 && !urgent {
+			noOrigin = true
+		}
 		start(s.chooseLocked(j.file, cands, now, ttd, tried, false, noOrigin))
 		return
 	}
@@ -382,4 +408,18 @@ func (j *job) setDeadlineLocked(d time.Time) {
 	case j.kick <- struct{}{}:
 	default:
 	}
+}
+
+// parkFor says how long a job with no attempt running may wait before
+// deciding again: while its deadline is outside the urgent window, until
+// the next tick or the window opens, whichever is first.
+func (j *job) parkFor() (time.Duration, bool) {
+	s := j.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	untilUrgent := j.deadline.Sub(s.now()) - s.cfg.UrgentWindow
+	if s.closed || untilUrgent <= 0 {
+		return 0, false
+	}
+	return min(tickInterval, untilUrgent+time.Millisecond), true
 }

@@ -116,6 +116,7 @@ func (s *Scheduler) plan(ph time.Duration) {
 		s.mu.Unlock()
 		return
 	}
+	s.playhead, s.playheadAt = ph, now
 	in := make(map[string]bool, len(win))
 	for _, w := range win {
 		in[w.f.Path] = true
@@ -181,9 +182,15 @@ func (s *Scheduler) plan(ph time.Duration) {
 	emptySwarm := true
 	for i := range missing {
 		rarity[i] = s.usableLocked(cands[i], now)
-		if rarity[i] > 0 {
-			emptySwarm = false
+		if len(cands[i]) > 0 {
+			emptySwarm = false // even if its holders are busy or cooling down
 		}
+	}
+	// heldLater[i]: a peer holds a file after missing[i] in play order, so
+	// someone is ahead of us and will likely fetch missing[i] first.
+	heldLater := make([]bool, len(missing))
+	for i := len(missing) - 2; i >= 0; i-- {
+		heldLater[i] = heldLater[i+1] || len(cands[i+1]) > 0
 	}
 	for i, w := range missing {
 		if s.jobs[w.f.Path] != nil {
@@ -197,10 +204,20 @@ func (s *Scheduler) plan(ph time.Duration) {
 			}
 			s.startRunJobLocked(w, now, p)
 		case rarity[i] == 0:
-			// No peer has it. Wait for it to enter the urgent window, unless
-			// no peer has anything we need: then fill the buffer from the
-			// origin in play order, originFillOrders at a time.
-			if emptySwarm && s.cfg.Origin != nil && s.originLoad < originFillOrders && !now.Before(s.originDown) && s.mineLocked(w.f.Path) {
+			// No peer has it. If no peer has anything we need, fill the
+			// buffer from the origin in play order, originFillOrders at a
+			// time (sharing the work with viewers that started with us).
+			// Otherwise a file at the front of the swarm (no peer holds a
+			// later one) is fetched once it is due within this viewer's
+			// lead, early enough for the viewers behind to get it from us;
+			// anything else waits for a peer or for the urgent window.
+			if s.cfg.Origin == nil || s.originLoad >= originFillOrders || now.Before(s.originDown) {
+				break
+			}
+			if len(cands[i]) > 0 {
+				break // held by peers that are busy or cooling down: ask them later
+			}
+			if emptySwarm && s.mineLocked(w.f.Path) || !emptySwarm && !heldLater[i] && w.ttd < s.frontierLead(w.f.Path) {
 				s.startRunJobLocked(w, now, plan{origin: true})
 			}
 		default:
@@ -262,4 +279,23 @@ func (s *Scheduler) mineLocked(path string) bool {
 	h.Write([]byte{0})
 	h.Write([]byte(s.cfg.Self))
 	return h.Sum64()%uint64(n+1) == 0
+}
+
+// frontierLead is how long before its deadline this viewer fetches a file
+// that no peer holds, when it is at the front of the swarm. Each viewer
+// draws it per file from [UrgentWindow+2 s, 2/3 BufferTarget] by a hash of
+// (path, Self), so viewers near the same playhead do not all fetch the same
+// new file at once: the first to reach its lead fetches it and the others
+// find it among their peers. Without Self (or peers), the top of the range.
+func (s *Scheduler) frontierLead(path string) time.Duration {
+	lo := s.cfg.UrgentWindow + 2*time.Second
+	hi := max(s.cfg.BufferTarget*2/3, lo)
+	if s.cfg.Self == "" || s.cfg.Peers == nil || hi == lo {
+		return hi
+	}
+	h := fnv.New64a()
+	h.Write([]byte(path))
+	h.Write([]byte{1})
+	h.Write([]byte(s.cfg.Self))
+	return lo + time.Duration(h.Sum64()%uint64(hi-lo))
 }

@@ -20,8 +20,12 @@ type Peers interface {
 	Candidates(path string) []peer.ID
 	// Fetch returns path's bytes from p, verified against the manifest, or an
 	// error. An error wrapping segment.ErrIntegrity means p sent bad bytes;
-	// the implementation bans p, and the scheduler stops asking it. Fetch
-	// must return promptly when ctx is cancelled.
+	// the implementation bans p, and the scheduler stops asking it. An error
+	// with a Busy() bool method returning true means p refused for now
+	// (its upload slots are full): no failure is counted, p is skipped
+	// for a moment and, outside the urgent window, the file waits for a peer
+	// rather than going to the origin. Fetch must return promptly when ctx
+	// is cancelled.
 	Fetch(ctx context.Context, p peer.ID, path string) ([]byte, error)
 }
 
@@ -97,6 +101,7 @@ const (
 	retryBackoff     = time.Second            // Run waits this long before refetching a file that failed
 	originDownFor    = 2 * time.Second        // after an origin failure, prefer peers for this long
 	peerCoolDown     = 10 * time.Second       // a peer failing 3 times in a row is skipped this long
+	busyCoolDown     = 500 * time.Millisecond // a peer that answered busy is skipped this long
 	originTimeout    = 30 * time.Second       // bounds one origin fetch
 	deadlineSlack    = 100 * time.Millisecond // deadline changes smaller than this do not wake a fetch
 	originFillOrders = 1                      // origin fetches Run keeps going ahead of the urgent window when no peer has anything
@@ -171,6 +176,11 @@ type Scheduler struct {
 	stats      Stats
 	running    bool
 	closed     bool
+
+	// The playhead Run last planned with, and when: Get turns a file's
+	// start into its deadline with it.
+	playhead   time.Duration
+	playheadAt time.Time
 }
 
 // New checks cfg, fills in defaults and returns an idle Scheduler; call Run
@@ -257,9 +267,13 @@ func New(cfg Config) (*Scheduler, error) {
 
 // Get returns media segment index (1-based, as in the manifest) of the
 // rendition: from the Store if it is there, else by joining the fetch in
-// flight for it, else by fetching it at once with the highest urgency (the
-// origin unless a measured peer is expected to beat it). The caller owns the
-// returned bytes, which match the manifest. Errors wrap
+// flight for it, else by fetching it with the urgency of its play deadline
+// as Run last computed it (now, for a file at or behind the playhead or
+// without Run): the origin when that is near and no peer is expected to
+// beat it; a peer, or waiting for one while the deadline is still outside
+// the urgent window, otherwise. A player that asks for segments ahead of
+// the playhead thus does not pull them from the origin. The caller owns
+// the returned bytes, which match the manifest. Errors wrap
 // segment.ErrUnknownFile for an index out of range, ErrUnavailable when no
 // source delivered, ErrClosed, or ctx's error.
 func (s *Scheduler) Get(ctx context.Context, index int) ([]byte, Source, error) {
@@ -304,7 +318,9 @@ func (s *Scheduler) get(ctx context.Context, f segment.File) ([]byte, Source, er
 	j := s.jobs[f.Path]
 	s.mu.Unlock()
 	if j == nil {
-		// Not in flight: start it now with the deadline "now".
+		// Not in flight: start it with its play deadline. With nowhere to
+		// go yet and that deadline outside the urgent window, the job
+		// waits for a peer or for the window (see job.loop).
 		cands := s.candidates(f.Path)
 		s.mu.Lock()
 		if s.closed {
@@ -313,7 +329,8 @@ func (s *Scheduler) get(ctx context.Context, f segment.File) ([]byte, Source, er
 		}
 		if j = s.jobs[f.Path]; j == nil {
 			now := s.now()
-			j = s.newJobLocked(f, now, s.chooseLocked(f, cands, now, 0, nil, false, false))
+			ttd := s.dueLocked(f, now)
+			j = s.newJobLocked(f, now.Add(ttd), s.chooseLocked(f, cands, now, ttd, nil, false, false))
 		}
 		j.owners++
 		s.mu.Unlock()
@@ -389,4 +406,16 @@ func (s *Scheduler) poke() {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// dueLocked is the time until f plays, from the playhead Run last planned
+// with, assuming playback at Speed since; 0 without Run or for a file at or
+// behind the playhead.
+func (s *Scheduler) dueLocked(f segment.File, now time.Time) time.Duration {
+	if !s.running || s.playheadAt.IsZero() {
+		return 0
+	}
+	ahead := f.Start - s.playhead.Seconds()
+	ttd := time.Duration(ahead/s.cfg.Speed*float64(time.Second)) - now.Sub(s.playheadAt)
+	return max(ttd, 0)
 }

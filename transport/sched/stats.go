@@ -23,8 +23,12 @@ type Stats struct {
 	// because the first was slower than expected, or because its deadline
 	// came so near that the origin had to race it.
 	Hedges int
-	// Failures counts fetches that ended in an error other than our own cancellation.
+	// Failures counts fetches that ended in an error other than our own
+	// cancellation or a busy peer.
 	Failures int
+	// Busy counts peer fetches refused because the peer's upload slots
+	// were full (see Peers).
+	Busy int
 	// Integrity counts fetches whose bytes failed verification (each bans the peer).
 	Integrity int
 	// Cancelled counts fetches cancelled because another source won or no one needed them.
@@ -168,6 +172,11 @@ func (s *Scheduler) book(j *job, a *attempt, data []byte, err error) {
 			// from above, so slow peers stop looking fast.
 			st.est.observe(j.file.Size, elapsed)
 		}
+	case st != nil && isBusy(err):
+		// Its upload slots are full: not a failure and says nothing of
+		// its speed. Skip it briefly so Run asks someone else meanwhile.
+		s.stats.Busy++
+		st.coolUntil = now.Add(busyCoolDown)
 	default:
 		s.stats.Failures++
 		integrity := errors.Is(err, segment.ErrIntegrity)
@@ -194,4 +203,10 @@ func (s *Scheduler) book(j *job, a *attempt, data []byte, err error) {
 			s.log.Warn("sched: origin fetch failed", "path", j.file.Path, "err", err)
 		}
 	}
+}
+
+// isBusy reports whether err says a peer refused for now (see Peers).
+func isBusy(err error) bool {
+	var b interface{ Busy() bool }
+	return errors.As(err, &b) && b.Busy()
 }

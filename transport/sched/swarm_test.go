@@ -1,0 +1,113 @@
+package sched_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sealmesh/sealmesh/transport/sched"
+)
+
+// runPaused runs Run for d of fake time with the playhead held at 0, so
+// every file's deadline stays its start time, and returns the origin's
+// requests and the stats.
+func runPaused(t *testing.T, c *content, w sched.Peers, cfg sched.Config, d time.Duration, during func(*sched.Scheduler)) ([]string, sched.Stats) {
+	t.Helper()
+	o := &origin{c: c}
+	org, stop := listenPipe(o)
+	defer stop()
+	cfg.Manifest, cfg.Rendition, cfg.Peers, cfg.Origin = c.m, "v1", w, org
+	if cfg.Store == nil {
+		cfg.Store = &memStore{}
+	}
+	s, err := sched.New(cfg)
+	require.NoError(t, err)
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	ran := make(chan error, 1)
+	go func() { ran <- s.Run(ctx, func() time.Duration { return 0 }) }()
+	if during != nil {
+		during(s)
+	}
+	time.Sleep(d)
+	cancel()
+	<-ran
+	return o.requests(), s.Stats()
+}
+
+// TestBusyPeerIsWaitedForOutsideTheUrgentWindow: the only peer holding the
+// files answers "busy" for its first 5 s. Files due later than the urgent
+// window wait for it (no failure is counted, nothing goes to the origin);
+// only the init segment and the files inside the urgent window (starts
+// 0 s and 2 s) come from the origin.
+func TestBusyPeerIsWaitedForOutsideTheUrgentWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newContent(t, 12, 16<<10)
+		w := newSwarm(c)
+		p := w.add("peer-a", 5*time.Millisecond, 1<<20, nil)
+		p.busyUntil = time.Now().Add(5 * time.Second)
+		reqs, st := runPaused(t, c, w, sched.Config{BufferTarget: time.Minute}, 20*time.Second, nil)
+		require.ElementsMatch(t, []string{"v1/init.mp4", media(1), media(2)}, reqs)
+		require.Positive(t, st.Busy)
+		require.Zero(t, st.Failures)
+		require.Equal(t, 10, st.PeerFetches, "files 3 to 12 from the peer once it had room")
+	})
+}
+
+// TestGetAheadOfThePlayheadUsesPeers: a player that asks for a segment far
+// ahead of the playhead gets it from the peer that holds it, not from the
+// origin: Get uses the file's play deadline, not "now".
+func TestGetAheadOfThePlayheadUsesPeers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newContent(t, 20, 16<<10)
+		w := newSwarm(c)
+		w.add("peer-a", 5*time.Millisecond, 256<<10, []string{media(15)})
+		var src sched.Source
+		reqs, _ := runPaused(t, c, w, sched.Config{BufferTarget: 10 * time.Second}, 5*time.Second, func(s *sched.Scheduler) {
+			time.Sleep(time.Second) // Run has planned once
+			data, from, err := s.Get(t.Context(), 15)
+			require.NoError(t, err)
+			require.Equal(t, c.data[media(15)], data)
+			src = from
+		})
+		require.Equal(t, sched.SourcePeer, src)
+		require.NotContains(t, reqs, media(15))
+	})
+}
+
+// TestFrontierFileFetchedBeforeTheUrgentWindow: a slow peer holds files 1
+// to 5 (at 1 KiB/s, one at a time, so over the test's 10 s some stay
+// wanted from it), nobody holds 6 to 30. A viewer at the front of the swarm fetches a file
+// nobody holds from the origin once it is due within its lead (drawn per
+// file from [UrgentWindow+2 s, 2/3 BufferTarget] = [6 s, 40 s]), so the
+// viewers behind can get it from it; files due later than 40 s are left
+// for later, and the files peers hold come from peers.
+func TestFrontierFileFetchedBeforeTheUrgentWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newContent(t, 30, 16<<10)
+		w := newSwarm(c)
+		var held []string
+		for i := 1; i <= 5; i++ {
+			held = append(held, media(i))
+		}
+		w.add("peer-a", 5*time.Millisecond, 1<<10, held)
+		reqs, _ := runPaused(t, c, w, sched.Config{BufferTarget: time.Minute, Self: "viewer-a", MaxParallel: 1, HedgeAfter: time.Minute}, 10*time.Second, nil)
+		var early int
+		for i := 1; i <= 30; i++ {
+			start := time.Duration(i-1) * segDur
+			switch {
+			case i == 4 || i == 5:
+				require.NotContains(t, reqs, media(i), "file %d is held by a peer", i)
+			case start >= 40*time.Second:
+				require.NotContains(t, reqs, media(i), "file %d is due in %v, beyond any lead", i, start)
+			case start >= 4*time.Second && slices.Contains(reqs, media(i)):
+				early++
+			}
+		}
+		require.Greater(t, early, 5, "files due in 6-40 s must be fetched ahead of the urgent window; origin got %v", reqs)
+	})
+}
