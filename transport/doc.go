@@ -128,7 +128,8 @@
 //	                            resets is banned (NegotiationTimeout,
 //	                            IdleStreamStrikes)
 //	admission grace             5 s; eviction 1 min; ban for the session
-//	upload (UploadPolicy)       4 concurrent (then "busy"), optional shared
+//	upload (UploadPolicy)       2 concurrent (then "busy"; urgent requests
+//	                            get 1 more and most of the rate), optional shared
 //	                            token bucket (MaxRate), consume-only
 //
 // # Discovery

@@ -32,16 +32,18 @@ func FuzzTicketMsg(f *testing.F) {
 }
 
 func FuzzSegmentRequest(f *testing.F) {
-	good, _ := encodeSegmentRequest("demo-1", "video-640x360/1.m4s")
+	good, _ := encodeSegmentRequest("demo-1", "video-640x360/1.m4s", false)
 	f.Add(good)
+	urgent, _ := encodeSegmentRequest("demo-1", "video-640x360/1.m4s", true)
+	f.Add(urgent)
 	f.Add([]byte{1, 1, '.', 0, 1, 'x'})
 	f.Add([]byte{1, 200})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		content, path, err := readSegmentRequest(io.LimitReader(bytes.NewReader(b), maxRequestMsg))
+		content, path, urgent, err := readSegmentRequest(io.LimitReader(bytes.NewReader(b), maxRequestMsg))
 		if err != nil {
 			return
 		}
-		again, err := encodeSegmentRequest(content, path)
+		again, err := encodeSegmentRequest(content, path, urgent)
 		if err != nil {
 			t.Fatalf("decoded a request the encoder refuses: %v", err)
 		}

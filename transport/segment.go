@@ -37,7 +37,7 @@ func (h *Host) serveSegment(st network.Stream) error {
 	if err := st.SetDeadline(time.Now().Add(h.cfg.StreamTimeout)); err != nil {
 		return err
 	}
-	content, path, err := readSegmentRequest(io.LimitReader(st, maxRequestMsg))
+	content, path, urgent, err := readSegmentRequest(io.LimitReader(st, maxRequestMsg))
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func (h *Host) serveSegment(st network.Stream) error {
 	if s == nil {
 		return respond(st, statusBadRequest)
 	}
-	return s.serve(st, st.Conn().RemotePeer(), path)
+	return s.serve(st, st.Conn().RemotePeer(), path, urgent)
 }
 
 func respond(st network.Stream, status byte) error {
@@ -57,7 +57,7 @@ func respond(st network.Stream, status byte) error {
 // serve answers one request from remote. Admission is checked first, with
 // the injected clock, so an admission the janitor has not yet expired gets
 // nothing either; no byte of a file goes to a peer without one.
-func (s *Swarm) serve(st network.Stream, remote peer.ID, path string) error {
+func (s *Swarm) serve(st network.Stream, remote peer.ID, path string, urgent bool) error {
 	if !s.admittedAt(remote, s.h.now()) || s.h.gater.refused(remote) {
 		return respond(st, statusNotAdmitted)
 	}
@@ -68,7 +68,7 @@ func (s *Swarm) serve(st network.Stream, remote peer.ID, path string) error {
 	if s.upload.consumeOnly {
 		return respond(st, statusBusy)
 	}
-	release, ok := s.upload.acquire()
+	release, ok := s.upload.acquire(urgent)
 	if !ok {
 		return respond(st, statusBusy)
 	}
@@ -93,7 +93,7 @@ func (s *Swarm) serve(st network.Stream, remote peer.ID, path string) error {
 	if _, err := st.Write(hdr[:]); err != nil {
 		return err
 	}
-	return s.upload.write(s.ctx, st, data, func(n int) { s.countUp(remote, n) })
+	return s.upload.write(s.ctx, st, data, urgent, func(n int) { s.countUp(remote, n) })
 }
 
 func (s *Swarm) countUp(p peer.ID, n int) {
@@ -122,7 +122,19 @@ func (s *Swarm) countUp(p peer.ID, n int) {
 // disconnect, ctx): the peer is not blamed. A transfer that makes no
 // progress for Config.IdleTimeout fails; ctx bounds the whole fetch.
 func (s *Swarm) Fetch(ctx context.Context, p peer.ID, path string) ([]byte, error) {
-	data, reason, err := s.fetch(ctx, p, path)
+	return s.fetchCounted(ctx, p, path, false)
+}
+
+// FetchUrgent is Fetch for a file needed soon (sched calls it inside its
+// urgent window): the request is flagged so that a loaded peer gives it an
+// extra upload slot and most of its upload rate. Peers that predate the
+// flag serve it as a normal request.
+func (s *Swarm) FetchUrgent(ctx context.Context, p peer.ID, path string) ([]byte, error) {
+	return s.fetchCounted(ctx, p, path, true)
+}
+
+func (s *Swarm) fetchCounted(ctx context.Context, p peer.ID, path string, urgent bool) ([]byte, error) {
+	data, reason, err := s.fetch(ctx, p, path, urgent)
 	if err != nil {
 		s.failed.Add(1)
 		s.h.failedFetch(s.content, reason)
@@ -131,7 +143,7 @@ func (s *Swarm) Fetch(ctx context.Context, p peer.ID, path string) ([]byte, erro
 	return data, nil
 }
 
-func (s *Swarm) fetch(ctx context.Context, p peer.ID, path string) (_ []byte, reason string, _ error) {
+func (s *Swarm) fetch(ctx context.Context, p peer.ID, path string, urgent bool) (_ []byte, reason string, _ error) {
 	f, ok := s.listed[path]
 	if !ok {
 		return nil, "unknown_file", fmt.Errorf("%w: %q", segment.ErrUnknownFile, path)
@@ -175,7 +187,7 @@ func (s *Swarm) fetch(ctx context.Context, p peer.ID, path string) (_ []byte, re
 	}
 	resetOnCancel := context.AfterFunc(ctx, func() { _ = st.Reset() })
 	defer resetOnCancel()
-	data, err := s.request(st, f)
+	data, err := s.request(st, f, urgent)
 	if err != nil {
 		_ = st.Reset()
 		var v *violation
@@ -221,14 +233,14 @@ func reasonOf(err error) string {
 }
 
 // request runs one exchange on st and returns bytes matching f.
-func (s *Swarm) request(st network.Stream, f segment.File) ([]byte, error) {
+func (s *Swarm) request(st network.Stream, f segment.File, urgent bool) ([]byte, error) {
 	if err := st.Scope().SetService(serviceName); err != nil {
 		return nil, err
 	}
 	if err := st.SetDeadline(time.Now().Add(s.h.cfg.StreamTimeout)); err != nil {
 		return nil, err
 	}
-	req, err := encodeSegmentRequest(s.content, f.Path)
+	req, err := encodeSegmentRequest(s.content, f.Path, urgent)
 	if err != nil {
 		return nil, err
 	}

@@ -132,40 +132,64 @@ func readVersionContent(r io.Reader) (string, error) {
 	return content, nil
 }
 
-// encodeSegmentRequest: version u8 | content length u8 | content | path length u16 | path.
-func encodeSegmentRequest(content, path string) ([]byte, error) {
+// encodeSegmentRequest: version u8 | content length u8 | content | path
+// length u16 | path [| flags u8]. The flags byte is sent only for an urgent
+// request (flagUrgent); hosts that predate it stop reading after the path
+// and serve it as a normal one.
+func encodeSegmentRequest(content, path string, urgent bool) ([]byte, error) {
 	if err := checkContent(content); err != nil {
 		return nil, err
 	}
 	if len(path) == 0 || len(path) > maxPathLen {
 		return nil, malformed("path length %d outside 1..%d", len(path), maxPathLen)
 	}
-	b := make([]byte, 0, 4+len(content)+len(path))
+	b := make([]byte, 0, 5+len(content)+len(path))
 	b = append(b, wireVersion, byte(len(content)))
 	b = append(b, content...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(path)))
-	return append(b, path...), nil
+	b = append(b, path...)
+	if urgent {
+		b = append(b, flagUrgent)
+	}
+	return b, nil
 }
 
-func readSegmentRequest(r io.Reader) (content, path string, err error) {
+// flagUrgent marks a request the requester needs within its urgent window:
+// the server gives it an extra upload slot if all are taken and most of
+// its upload rate while it runs.
+const flagUrgent byte = 1
+
+// readSegmentRequest reads a request; the requester has closed its side
+// after it, so a missing flags byte reads as EOF.
+func readSegmentRequest(r io.Reader) (content, path string, urgent bool, err error) {
 	content, err = readVersionContent(r)
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	var l [2]byte
 	if _, err := io.ReadFull(r, l[:]); err != nil {
-		return "", "", fmt.Errorf("read path length: %w", err)
+		return "", "", false, fmt.Errorf("read path length: %w", err)
 	}
 	n := int(binary.BigEndian.Uint16(l[:]))
 	if n == 0 || n > maxPathLen {
-		return "", "", malformed("path length %d outside 1..%d", n, maxPathLen)
+		return "", "", false, malformed("path length %d outside 1..%d", n, maxPathLen)
 	}
 	var buf [maxPathLen]byte
 	p := buf[:n]
 	if _, err := io.ReadFull(r, p); err != nil {
-		return "", "", fmt.Errorf("read path: %w", err)
+		return "", "", false, fmt.Errorf("read path: %w", err)
 	}
-	return content, string(p), nil
+	var fl [1]byte
+	switch _, err := io.ReadFull(r, fl[:]); {
+	case err == io.EOF:
+	case err != nil:
+		return "", "", false, fmt.Errorf("read flags: %w", err)
+	case fl[0] > flagUrgent:
+		return "", "", false, malformed("request flags %#x", fl[0])
+	default:
+		urgent = fl[0] == flagUrgent
+	}
+	return content, string(p), urgent, nil
 }
 
 // encodeResponseHeader: status u8 | size u64. size is 0 unless status is OK.

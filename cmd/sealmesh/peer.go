@@ -75,7 +75,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&p2pListen, "p2p-listen", "libp2p listen `multiaddr` (repeatable; default TCP and QUIC on all interfaces)")
 	identity := fs.String("identity", "", "`file` holding this peer's libp2p key, created if missing (default: a new key per run)")
 	maxUp := fs.Int64("max-upload", 0, "upload rate cap in `bytes/s` (0: unlimited)")
-	maxUploads := fs.Int("max-uploads", 0, "concurrent uploads (0: 4)")
+	maxUploads := fs.Int("max-uploads", 0, "concurrent uploads; more are answered busy and go to other peers (0: 2)")
 	consumeOnly := fs.Bool("consume-only", false, "never upload to other peers (play)")
 	noP2P := fs.Bool("no-p2p", false, "origin only")
 	mdns := fs.Bool("mdns", false, "find peers on the local network with mDNS")

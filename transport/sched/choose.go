@@ -44,7 +44,7 @@ func (s *Scheduler) chooseLocked(f segment.File, cands []peer.ID, now time.Time,
 		if needFree && st.load >= perPeerParallel {
 			continue
 		}
-		if e := peerExpect(st, f.Size); best == "" || e < bestE {
+		if e := peerExpect(st, f.Size, ttd < s.cfg.UrgentWindow); best == "" || e < bestE {
 			best, bestE = p, e
 		}
 	}

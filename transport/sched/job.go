@@ -41,6 +41,7 @@ type job struct {
 
 type attempt struct {
 	peer    peer.ID // "" for the origin
+	urgent  bool    // a peer attempt started inside the urgent window
 	start   time.Time
 	expect  time.Duration
 	hedgeAt time.Time
@@ -98,7 +99,8 @@ func (j *job) startLocked(p plan) *attempt {
 		ctx, a.cancel = context.WithTimeout(j.ctx, originTimeout)
 	} else {
 		st := s.peerLocked(p.peer)
-		a.expect = peerExpect(st, j.file.Size)
+		a.urgent = j.deadline.Sub(now) < s.cfg.UrgentWindow
+		a.expect = peerExpect(st, j.file.Size, a.urgent)
 		a.hedgeAt = now.Add(s.hedgeDelay(a.expect))
 		st.load++
 		s.peerLoad++
@@ -129,6 +131,8 @@ func (j *job) fetch(ctx context.Context, a *attempt) {
 	var err error
 	if a.origin() {
 		data, err = s.cfg.Origin.Fetch(ctx, j.file.Path)
+	} else if u, ok := s.cfg.Peers.(UrgentPeers); ok && a.urgent {
+		data, err = u.FetchUrgent(ctx, a.peer, j.file.Path)
 	} else {
 		data, err = s.cfg.Peers.Fetch(ctx, a.peer, j.file.Path)
 	}

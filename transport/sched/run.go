@@ -206,18 +206,19 @@ func (s *Scheduler) plan(ph time.Duration) {
 		case rarity[i] == 0:
 			// No peer has it. If no peer has anything we need, fill the
 			// buffer from the origin in play order, originFillOrders at a
-			// time (sharing the work with viewers that started with us).
-			// Otherwise a file at the front of the swarm (no peer holds a
-			// later one) is fetched once it is due within this viewer's
-			// lead, early enough for the viewers behind to get it from us;
-			// anything else waits for a peer or for the urgent window.
+			// time, sharing the work with viewers that started with us. A
+			// file at the front of the swarm (no peer holds a later one)
+			// is fetched anyway once it is due within this viewer's lead,
+			// early enough for the viewers behind to get it from us, even
+			// if the share said it was another's. Anything else waits for
+			// a peer or for the urgent window.
 			if s.cfg.Origin == nil || s.originLoad >= originFillOrders || now.Before(s.originDown) {
 				break
 			}
 			if len(cands[i]) > 0 {
 				break // held by peers that are busy or cooling down: ask them later
 			}
-			if emptySwarm && s.mineLocked(w.f.Path) || !emptySwarm && !heldLater[i] && w.ttd < s.frontierLead(w.f.Path) {
+			if emptySwarm && s.mineLocked(w.f.Path) || !heldLater[i] && w.ttd < s.frontierLead(w.f.Path) {
 				s.startRunJobLocked(w, now, plan{origin: true})
 			}
 		default:
@@ -283,13 +284,14 @@ func (s *Scheduler) mineLocked(path string) bool {
 
 // frontierLead is how long before its deadline this viewer fetches a file
 // that no peer holds, when it is at the front of the swarm. Each viewer
-// draws it per file from [UrgentWindow+2 s, 2/3 BufferTarget] by a hash of
-// (path, Self), so viewers near the same playhead do not all fetch the same
-// new file at once: the first to reach its lead fetches it and the others
-// find it among their peers. Without Self (or peers), the top of the range.
+// draws it per file from [UrgentWindow+2 s, min(2/3 BufferTarget, 20 s)]
+// by a hash of (path, Self), so viewers near the same playhead do not all
+// fetch the same new file at once: the first to reach its lead fetches it
+// and the others find it among their peers. Without Self (or peers), the
+// top of the range.
 func (s *Scheduler) frontierLead(path string) time.Duration {
-	lo := s.cfg.UrgentWindow + 2*time.Second
-	hi := max(s.cfg.BufferTarget*2/3, lo)
+	hi := min(s.cfg.BufferTarget*2/3, maxFrontierLead)
+	lo := min(s.cfg.UrgentWindow+2*time.Second, hi)
 	if s.cfg.Self == "" || s.cfg.Peers == nil || hi == lo {
 		return hi
 	}

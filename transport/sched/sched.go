@@ -29,6 +29,14 @@ type Peers interface {
 	Fetch(ctx context.Context, p peer.ID, path string) ([]byte, error)
 }
 
+// UrgentPeers is an optional Peers method: Fetch for a file needed within
+// the urgent window, which the peer serves ahead of its other uploads. The
+// scheduler calls it for attempts started inside the urgent window and
+// keeps a separate throughput estimate for them. transport.Swarm has it.
+type UrgentPeers interface {
+	FetchUrgent(ctx context.Context, p peer.ID, path string) ([]byte, error)
+}
+
 // Origin is the HTTP origin or CDN, the source of last resort.
 type Origin interface {
 	// Fetch returns path's verified bytes or an error; it must return
@@ -102,6 +110,7 @@ const (
 	originDownFor    = 2 * time.Second        // after an origin failure, prefer peers for this long
 	peerCoolDown     = 10 * time.Second       // a peer failing 3 times in a row is skipped this long
 	busyCoolDown     = 500 * time.Millisecond // a peer that answered busy is skipped this long
+	maxFrontierLead  = 20 * time.Second       // the front runner fetches new files at most this long before they play
 	originTimeout    = 30 * time.Second       // bounds one origin fetch
 	deadlineSlack    = 100 * time.Millisecond // deadline changes smaller than this do not wake a fetch
 	originFillOrders = 1                      // origin fetches Run keeps going ahead of the urgent window when no peer has anything

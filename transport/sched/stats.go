@@ -102,6 +102,7 @@ func (e *estimate) expect(size int64, prior float64) time.Duration {
 // peerState is what the scheduler knows of one peer.
 type peerState struct {
 	est       estimate
+	urgentEst estimate // urgent fetches, which a loaded peer serves first
 	load      int // fetches in flight
 	bytes     int64
 	fetches   int
@@ -120,9 +121,23 @@ func (s *Scheduler) peerLocked(p peer.ID) *peerState {
 	return st
 }
 
-// peerExpect predicts a fetch of size bytes from st, queued behind its load.
-func peerExpect(st *peerState, size int64) time.Duration {
+// peerExpect predicts a fetch of size bytes from st, queued behind its
+// load. An urgent fetch is predicted from urgent fetches only: the peer
+// serves it ahead of its other uploads (see UrgentPeers), so the rate of
+// its shared, normal uploads says little about it.
+func peerExpect(st *peerState, size int64, urgent bool) time.Duration {
+	if urgent {
+		return time.Duration(st.load+1) * st.urgentEst.expect(size, priorPeerRate)
+	}
 	return time.Duration(st.load+1) * st.est.expect(size, priorPeerRate)
+}
+
+// estimateFor is the estimate a's outcome updates.
+func (st *peerState) estimateFor(a *attempt) *estimate {
+	if a.urgent {
+		return &st.urgentEst
+	}
+	return &st.est
 }
 
 func (s *Scheduler) originExpectLocked(size int64) time.Duration {
@@ -153,7 +168,7 @@ func (s *Scheduler) book(j *job, a *attempt, data []byte, err error) {
 	switch {
 	case err == nil:
 		if st != nil {
-			st.est.observe(int64(len(data)), elapsed)
+			st.estimateFor(a).observe(int64(len(data)), elapsed)
 			st.bytes += int64(len(data))
 			st.fetches++
 			st.streak = 0
@@ -170,7 +185,7 @@ func (s *Scheduler) book(j *job, a *attempt, data []byte, err error) {
 		if st != nil && elapsed > a.expect {
 			// It lost while late: what it took so far bounds its real speed
 			// from above, so slow peers stop looking fast.
-			st.est.observe(j.file.Size, elapsed)
+			st.estimateFor(a).observe(j.file.Size, elapsed)
 		}
 	case st != nil && isBusy(err):
 		// Its upload slots are full: not a failure and says nothing of
@@ -186,7 +201,7 @@ func (s *Scheduler) book(j *job, a *attempt, data []byte, err error) {
 		if st != nil {
 			st.failures++
 			st.streak++
-			st.est.penalize(priorPeerRate)
+			st.estimateFor(a).penalize(priorPeerRate)
 			if integrity {
 				// The Peers implementation bans it from the swarm; we stop
 				// asking it even if its Candidates lags behind.

@@ -83,9 +83,9 @@ func TestGetAheadOfThePlayheadUsesPeers(t *testing.T) {
 // to 5 (at 1 KiB/s, one at a time, so over the test's 10 s some stay
 // wanted from it), nobody holds 6 to 30. A viewer at the front of the swarm fetches a file
 // nobody holds from the origin once it is due within its lead (drawn per
-// file from [UrgentWindow+2 s, 2/3 BufferTarget] = [6 s, 40 s]), so the
-// viewers behind can get it from it; files due later than 40 s are left
-// for later, and the files peers hold come from peers.
+// file from [UrgentWindow+2 s, min(2/3 BufferTarget, 20 s)] = [6 s, 20 s]),
+// so the viewers behind can get it from it; files due later than 20 s are
+// left for later, and the files peers hold come from peers.
 func TestFrontierFileFetchedBeforeTheUrgentWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newContent(t, 30, 16<<10)
@@ -95,19 +95,19 @@ func TestFrontierFileFetchedBeforeTheUrgentWindow(t *testing.T) {
 			held = append(held, media(i))
 		}
 		w.add("peer-a", 5*time.Millisecond, 1<<10, held)
-		reqs, _ := runPaused(t, c, w, sched.Config{BufferTarget: time.Minute, Self: "viewer-a", MaxParallel: 1, HedgeAfter: time.Minute}, 10*time.Second, nil)
+		reqs, _ := runPaused(t, c, w, sched.Config{BufferTarget: time.Minute, MaxParallel: 1, HedgeAfter: time.Minute}, 10*time.Second, nil)
 		var early int
 		for i := 1; i <= 30; i++ {
 			start := time.Duration(i-1) * segDur
 			switch {
 			case i == 4 || i == 5:
 				require.NotContains(t, reqs, media(i), "file %d is held by a peer", i)
-			case start >= 40*time.Second:
+			case start >= 20*time.Second:
 				require.NotContains(t, reqs, media(i), "file %d is due in %v, beyond any lead", i, start)
 			case start >= 4*time.Second && slices.Contains(reqs, media(i)):
 				early++
 			}
 		}
-		require.Greater(t, early, 5, "files due in 6-40 s must be fetched ahead of the urgent window; origin got %v", reqs)
+		require.GreaterOrEqual(t, early, 5, "files 6 to 10 (due in 10-18 s) must be fetched ahead of the urgent window; origin got %v", reqs)
 	})
 }
