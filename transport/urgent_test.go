@@ -81,7 +81,9 @@ func TestUrgentUploadTakesMostOfTheRate(t *testing.T) {
 		var log chunkLog
 		data := make([]byte, 400<<10)
 		var wg sync.WaitGroup
-		wg.Go(func() { require.NoError(t, u.write(context.Background(), log.writer("normal"), data, false, func(int) {})) })
+		wg.Go(func() {
+			require.NoError(t, u.write(context.Background(), log.writer("normal"), data, false, func(int) {}))
+		})
 		time.Sleep(time.Second)
 		wg.Go(func() {
 			require.NoError(t, u.write(context.Background(), log.writer("urgent"), data[:200<<10], true, func(int) {}))

@@ -103,7 +103,7 @@ func (e *estimate) expect(size int64, prior float64) time.Duration {
 type peerState struct {
 	est       estimate
 	urgentEst estimate // urgent fetches, which a loaded peer serves first
-	load      int // fetches in flight
+	load      int      // fetches in flight
 	bytes     int64
 	fetches   int
 	failures  int
