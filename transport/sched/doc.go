@@ -38,7 +38,8 @@
 // Expected times come from throughput estimates: an EWMA (weight 0.3) of
 // bytes/second per peer, measured on each fetch, halved on each failure, and
 // lowered when a fetch is cancelled after running past its expected time; a
-// peer never measured is assumed to do 1 MiB/s. The expected time of a peer
+// peer never measured is assumed to do 256 KiB/s (a 2 Mbit/s home upload;
+// urgent fetches keep an estimate of their own). The expected time of a peer
 // fetch is size / rate × (1 + fetches already in flight to that peer). The
 // origin has its own estimate (4 MiB/s before measuring, never less than
 // 100 ms), written oE below.
@@ -58,7 +59,7 @@
 //     well before the viewers behind need it, and viewers near the same
 //     playhead take turns instead of all fetching it at once.
 //   - ttd < UrgentWindow: a peer only if 2 × its expected time (from its
-//     measured throughput, or the 1 MiB/s prior for a new peer) + oE ≤ ttd,
+//     measured throughput, or the 256 KiB/s prior for a new peer) + oE ≤ ttd,
 //     so that if it turns out slow the hedge at 2 × expected still leaves
 //     the origin time. A new viewer's first segment, whose deadline is the
 //     player's start-up budget, can therefore come from a peer. Otherwise the

@@ -100,7 +100,7 @@ const (
 // Tuning that is not worth a Config field.
 const (
 	perPeerParallel  = 2       // fetches in flight per peer
-	priorPeerRate    = 1 << 20 // bytes/s assumed for a peer never measured
+	priorPeerRate    = 256 << 10 // bytes/s assumed for a peer never measured: a 2 Mbit/s home upload
 	priorOriginRate  = 4 << 20 // bytes/s assumed for the origin before measuring
 	ewmaAlpha        = 0.3     // weight of a new throughput sample
 	minHedgeDelay    = 250 * time.Millisecond
