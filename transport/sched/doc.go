@@ -33,7 +33,8 @@
 // A file's deadline is when the player reaches it: now + (file start −
 // playhead), assuming 1× playback from the reported playhead (Run
 // recomputes it on every round, so pauses and stalls push deadlines out).
-// ttd is the time left until it. Get uses a deadline of now.
+// ttd is the time left until it. Get uses the same deadline, from the
+// playhead Run last saw (now, without Run).
 //
 // Expected times come from throughput estimates: an EWMA (weight 0.3) of
 // bytes/second per peer, measured on each fetch, halved on each failure, and

@@ -99,10 +99,10 @@ const (
 
 // Tuning that is not worth a Config field.
 const (
-	perPeerParallel  = 2       // fetches in flight per peer
+	perPeerParallel  = 2         // fetches in flight per peer
 	priorPeerRate    = 256 << 10 // bytes/s assumed for a peer never measured: a 2 Mbit/s home upload
-	priorOriginRate  = 4 << 20 // bytes/s assumed for the origin before measuring
-	ewmaAlpha        = 0.3     // weight of a new throughput sample
+	priorOriginRate  = 4 << 20   // bytes/s assumed for the origin before measuring
+	ewmaAlpha        = 0.3       // weight of a new throughput sample
 	minHedgeDelay    = 250 * time.Millisecond
 	minOriginExpect  = 100 * time.Millisecond
 	tickInterval     = 250 * time.Millisecond // Run re-plans at least this often
