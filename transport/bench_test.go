@@ -15,8 +15,8 @@ package transport_test
 //   - BenchmarkDialToFirstSegment: a fresh host dials a seed, both present
 //     tickets, the seed's have-map arrives and Fetch returns a verified 2 MiB
 //     segment.
-//   - BenchmarkSeed20Downloaders: a seed in its own OS process serves a
-//     20-segment content to 20 downloaders at once; its peak RSS, Go heap and
+//   - BenchmarkSeed50Downloaders: a seed in its own OS process serves a
+//     20-segment content to 50 downloaders at once; its peak RSS, Go heap and
 //     resource-manager peaks are reported.
 //
 // Nothing here asserts a time: the machines are shared and noisy.
@@ -353,9 +353,11 @@ type seedStats struct {
 	HeapInusePeak   uint64 `json:"heap_inuse_peak"`  // sampled every 20 ms
 	BytesUp         int64  `json:"bytes_up"`         // Host.Stats
 	GoroutinesPeak  int    `json:"goroutines_peak"`
+	Bans            int64  `json:"bans"`               // Host.Stats: must stay 0, every downloader is honest
+	IdleResets      int64  `json:"idle_stream_resets"` // Host.Stats
 }
 
-// TestBenchSeedProcess is not a test: it is BenchmarkSeed20Downloaders's
+// TestBenchSeedProcess is not a test: it is BenchmarkSeed50Downloaders's
 // seed, run in a child process (skipped unless benchSeedEnv names its
 // folder). It holds the content in a MemStore, serves it with the default
 // checks, prints "ADDR <multiaddr>" lines and "READY", and answers the
@@ -364,7 +366,7 @@ type seedStats struct {
 func TestBenchSeedProcess(t *testing.T) {
 	dir := os.Getenv(benchSeedEnv)
 	if dir == "" {
-		t.Skip("the seed process of BenchmarkSeed20Downloaders")
+		t.Skip("the seed process of BenchmarkSeed50Downloaders")
 	}
 	read := func(name string) []byte {
 		b, err := os.ReadFile(filepath.Join(dir, name))
@@ -463,7 +465,8 @@ func TestBenchSeedProcess(t *testing.T) {
 		case "stats":
 			sample()
 			mu.Lock()
-			st.BytesUp = h.Stats().BytesUp
+			hs := h.Stats()
+			st.BytesUp, st.Bans, st.IdleResets = hs.BytesUp, hs.Bans, hs.IdleStreamResets
 			out, _ := json.Marshal(st)
 			mu.Unlock()
 			fmt.Printf("STATS %s\n", out)
@@ -578,20 +581,21 @@ func procKiB(b *testing.B, pid int, field string) float64 {
 	return 0
 }
 
-// BenchmarkSeed20Downloaders: one seed process holding a 20 x 2 MiB
-// content, 20 downloader hosts in this process, each fetching every
+// BenchmarkSeed50Downloaders: one seed process holding a 20 x 2 MiB
+// content, 50 downloader hosts in this process, each fetching every
 // segment with 4 fetches in flight (a "busy" answer is retried after a
 // random 10-40 ms pause, as a scheduler would try later). One iteration is
-// all 20 downloaders getting all 20 segments; MB/s is what the seed
+// all 50 downloaders getting all 20 segments; MB/s is what the seed
 // sustained. The seed's peak RSS (VmHWM, reset through clear_refs once the
 // downloaders are connected), its Go heap and its resource manager's peaks
-// are reported. uploads=4 is the default UploadPolicy; uploads=80 lets
+// are reported, and must stay within the default Limits. uploads=2 is the
+// default UploadPolicy; uploads=200 lets
 // every request in at once.
-func BenchmarkSeed20Downloaders(b *testing.B) {
+func BenchmarkSeed50Downloaders(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Skip("reads /proc")
 	}
-	const downloaders, segments, inFlight = 20, 20, 4
+	const downloaders, segments, inFlight = 50, 20, 4
 	for _, tr := range []struct{ name, addrPart string }{{"tcp-noise", "/tcp/"}, {"quic", "/quic-v1"}} {
 		for _, uploads := range []int{transport.DefaultMaxConcurrent, downloaders * inFlight} {
 			b.Run(fmt.Sprintf("%s/uploads=%d", tr.name, uploads), func(b *testing.B) {
@@ -677,6 +681,12 @@ func BenchmarkSeed20Downloaders(b *testing.B) {
 				b.ReportMetric(float64(st.ConnsInbound), "rcmgr-conns-in")
 				b.ReportMetric(float64(st.GoroutinesPeak), "seed-goroutines")
 				b.ReportMetric(float64(busy.Load()), "busy-answers")
+				b.ReportMetric(float64(st.IdleResets), "seed-idle-stream-resets")
+				require.Zero(b, st.Bans, "the seed banned an honest downloader")
+				// The seed stays inside its resource manager's default limits.
+				require.LessOrEqual(b, st.SystemMemory, int64(transport.DefaultMemory), "rcmgr memory")
+				require.LessOrEqual(b, st.StreamsInbound, transport.DefaultStreams, "inbound streams")
+				require.LessOrEqual(b, st.ConnsInbound, transport.DefaultConns, "inbound connections")
 				b.ReportMetric(float64(failures.Load()), "failed-fetches")
 			})
 		}

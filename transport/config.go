@@ -58,8 +58,8 @@ type Config struct {
 	// Such streams sit in the resource manager's transient scope, a quarter
 	// of Limits.Streams shared by everyone, so a few peers holding idle ones
 	// would block every new stream; libp2p itself waits 10 s. A peer whose
-	// streams are reset for this IdleStreamStrikes times is banned. Zero:
-	// 2 s. Negative: leave it to libp2p.
+	// streams are reset for this IdleStreamStrikes times while that scope is
+	// at least half full is banned. Zero: 2 s. Negative: leave it to libp2p.
 	NegotiationTimeout time.Duration
 	// IdleStreamStrikes is how many streams of one peer may be reset by
 	// NegotiationTimeout before the peer is banned (BanFor). Zero: 4.

@@ -170,7 +170,8 @@ func (h *Host) rejected(p peer.ID, content string, err error) {
 }
 
 // reapUnnegotiated resets inbound streams that have not chosen a protocol
-// within NegotiationTimeout and bans peers that keep opening such streams.
+// within NegotiationTimeout and bans peers that keep opening such streams
+// while the transient scope is under pressure.
 // An honest libp2p peer sends the protocol header with its first read or
 // write, within a round trip; a stream that stays silent only holds a slot
 // of the transient scope, which every peer's new streams share.
@@ -180,6 +181,17 @@ func (h *Host) reapUnnegotiated() {
 }
 
 func (h *Host) reapOnce(wall time.Time) {
+	// Strikes count only while the transient scope is at least half full:
+	// an honest peer whose stream was merely slow to negotiate on a loaded
+	// host loses that stream, not its place in the swarm.
+	pressure := true
+	if v, ok := h.h.Network().ResourceManager().(network.ResourceScopeViewer); ok {
+		_ = v.ViewTransient(func(sc network.ResourceScope) error {
+			st := sc.Stat()
+			pressure = st.NumStreamsInbound+st.NumStreamsOutbound >= max(h.cfg.Limits.Streams/8, 1)
+			return nil
+		})
+	}
 	var ban []peer.ID
 	for _, c := range h.h.Network().Conns() {
 		p := c.RemotePeer()
@@ -193,6 +205,9 @@ func (h *Host) reapOnce(wall time.Time) {
 			}
 			_ = st.Reset()
 			h.idleResets.Add(1)
+			if !pressure {
+				continue
+			}
 			k := h.idleStrikes[p]
 			k.n++
 			k.last = wall
