@@ -81,6 +81,11 @@
 // An origin fetch is bounded to 30 s; one running past its own hedge time
 // (2 × oE, at least 250 ms) is raced by an untried candidate peer, if any.
 //
+// Before playback starts (the player reports a playhead before zero, the
+// start-up budget) only init segments and the first media segment go to
+// the origin, so that segment has the viewer's link to itself; peers may
+// serve anything meanwhile.
+//
 // A peer that answers busy (its upload slots are full; see [Peers]) is not
 // counted as failing: it is skipped for 500 ms and asked again. A fetch
 // whose attempts have failed or been refused while ttd ≥ UrgentWindow does

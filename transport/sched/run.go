@@ -196,11 +196,19 @@ func (s *Scheduler) plan(ph time.Duration) {
 		if s.jobs[w.f.Path] != nil {
 			continue // a Get started it meanwhile
 		}
+		// Before playback starts (the player reports a playhead before
+		// zero) nothing but the init segments and the first media segment
+		// goes to the origin, so that segment has the viewer's link to
+		// itself; later files still come from peers meanwhile.
+		startingUp := ph < 0 && w.f.Kind == segment.KindMedia && w.f.Start > 0
 		switch {
 		case w.ttd < s.cfg.UrgentWindow:
 			p := s.chooseLocked(w.f, cands[i], now, w.ttd, nil, true, false)
 			if !p.ok() {
 				p = s.chooseLocked(w.f, cands[i], now, w.ttd, nil, false, false) // urgent: do not wait for a free slot
+			}
+			if p.origin && startingUp {
+				continue
 			}
 			s.startRunJobLocked(w, now, p)
 		case rarity[i] == 0:
@@ -212,7 +220,7 @@ func (s *Scheduler) plan(ph time.Duration) {
 			// early enough for the viewers behind to get it from us, even
 			// if the share said it was another's. Anything else waits for
 			// a peer or for the urgent window.
-			if s.cfg.Origin == nil || s.originLoad >= originFillOrders || now.Before(s.originDown) {
+			if s.cfg.Origin == nil || s.originLoad >= originFillOrders || now.Before(s.originDown) || startingUp {
 				break
 			}
 			if len(cands[i]) > 0 {

@@ -16,6 +16,11 @@ import (
 // every file's deadline stays its start time, and returns the origin's
 // requests and the stats.
 func runPaused(t *testing.T, c *content, w sched.Peers, cfg sched.Config, d time.Duration, during func(*sched.Scheduler)) ([]string, sched.Stats) {
+	return runAt(t, 0, c, w, cfg, d, during)
+}
+
+// runAt is runPaused with the playhead held at ph.
+func runAt(t *testing.T, ph time.Duration, c *content, w sched.Peers, cfg sched.Config, d time.Duration, during func(*sched.Scheduler)) ([]string, sched.Stats) {
 	t.Helper()
 	o := &origin{c: c}
 	org, stop := listenPipe(o)
@@ -29,7 +34,7 @@ func runPaused(t *testing.T, c *content, w sched.Peers, cfg sched.Config, d time
 	defer s.Close()
 	ctx, cancel := context.WithCancel(t.Context())
 	ran := make(chan error, 1)
-	go func() { ran <- s.Run(ctx, func() time.Duration { return 0 }) }()
+	go func() { ran <- s.Run(ctx, func() time.Duration { return ph }) }()
 	if during != nil {
 		during(s)
 	}
@@ -109,5 +114,21 @@ func TestFrontierFileFetchedBeforeTheUrgentWindow(t *testing.T) {
 			}
 		}
 		require.GreaterOrEqual(t, early, 5, "files 6 to 10 (due in 10-18 s) must be fetched ahead of the urgent window; origin got %v", reqs)
+	})
+}
+
+// TestStartUpOnlyFirstSegmentFromOrigin: before playback starts (the
+// player reports a playhead before zero: the start-up budget) the origin
+// serves the init segment and the first media segment only, so that one
+// has the viewer's link to itself; a peer meanwhile serves what it holds
+// (files 2 to 4), and nothing else is fetched.
+func TestStartUpOnlyFirstSegmentFromOrigin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newContent(t, 20, 16<<10)
+		w := newSwarm(c)
+		w.add("peer-a", 5*time.Millisecond, 1<<20, []string{media(2), media(3), media(4)})
+		reqs, st := runAt(t, -time.Second, c, w, sched.Config{}, 10*time.Second, nil)
+		require.ElementsMatch(t, []string{"v1/init.mp4", media(1)}, reqs)
+		require.Equal(t, 3, st.PeerFetches)
 	})
 }
