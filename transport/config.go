@@ -87,7 +87,12 @@ type Config struct {
 // serves a handful of neighbours.
 type Limits struct {
 	// Memory is the memory libp2p may reserve in total: yamux windows and
-	// fetch buffers (each in-flight Fetch reserves the file's size). Zero: 64 MiB.
+	// fetch buffers (each in-flight Fetch reserves the file's size). Zero:
+	// 128 MiB. Over TCP every inbound stream reserves yamux's 256 KiB
+	// initial window before any stream limit applies, and go-yamux closes
+	// the whole connection when that fails, so Memory must stay well above
+	// Streams × 256 KiB (64 MiB for the default 256 streams): with 64 MiB a
+	// seed serving 50 downloaders lost connections.
 	Memory int64
 	// Conns is the hard connection ceiling. It sits above ConnHigh so the
 	// connection manager, which trims only above ConnHigh, gets to act
@@ -111,7 +116,7 @@ type Limits struct {
 
 // Default limits, see Limits.
 const (
-	DefaultMemory      = 64 << 20
+	DefaultMemory      = 128 << 20
 	DefaultConns       = 96
 	DefaultStreams     = 256
 	DefaultFD          = 128

@@ -114,7 +114,7 @@
 //
 // # Limits and timeouts
 //
-//	resource manager (Limits)   64 MiB memory, 96 connections, 256 streams,
+//	resource manager (Limits)   128 MiB memory, 96 connections, 256 streams,
 //	                            128 FDs; per peer 8 MiB, 16 streams, 8 conns;
 //	                            transient scope a quarter of each
 //	connection manager          low 32, high 64 (admitted peers tagged)
