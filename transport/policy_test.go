@@ -3,6 +3,7 @@ package transport_test
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,8 +52,16 @@ func TestUploadPolicy(t *testing.T) {
 		connect(t, a, seed)
 		hasCandidate(t, sA, n.fx.paths[1], seed.ID())
 		start := time.Now()
-		_, err := sA.Fetch(context.Background(), seed.ID(), n.fx.paths[1])
-		require.NoError(t, err)
+		var got atomic.Int64
+		done := make(chan error, 1)
+		go func() {
+			_, err := sA.FetchProgress(context.Background(), seed.ID(), n.fx.paths[1], false, &got)
+			done <- err
+		}()
+		// FetchProgress reports the bytes as they come, before the end.
+		require.Eventually(t, func() bool { g := got.Load(); return g > 0 && g < 200<<10 }, 5*time.Second, time.Millisecond)
+		require.NoError(t, <-done)
+		require.Equal(t, int64(200<<10), got.Load())
 		// 200 KiB at 400 KiB/s, with a 40 KiB burst: at least ~0.4 s.
 		require.Greater(t, time.Since(start), 350*time.Millisecond)
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -122,7 +123,7 @@ func (s *Swarm) countUp(p peer.ID, n int) {
 // disconnect, ctx): the peer is not blamed. A transfer that makes no
 // progress for Config.IdleTimeout fails; ctx bounds the whole fetch.
 func (s *Swarm) Fetch(ctx context.Context, p peer.ID, path string) ([]byte, error) {
-	return s.fetchCounted(ctx, p, path, false)
+	return s.fetchCounted(ctx, p, path, false, nil)
 }
 
 // FetchUrgent is Fetch for a file needed soon (sched calls it inside its
@@ -130,11 +131,19 @@ func (s *Swarm) Fetch(ctx context.Context, p peer.ID, path string) ([]byte, erro
 // extra upload slot and most of its upload rate. Peers that predate the
 // flag serve it as a normal request.
 func (s *Swarm) FetchUrgent(ctx context.Context, p peer.ID, path string) ([]byte, error) {
-	return s.fetchCounted(ctx, p, path, true)
+	return s.fetchCounted(ctx, p, path, true, nil)
 }
 
-func (s *Swarm) fetchCounted(ctx context.Context, p peer.ID, path string, urgent bool) ([]byte, error) {
-	data, reason, err := s.fetch(ctx, p, path, urgent)
+// FetchProgress is Fetch, or FetchUrgent when urgent, that adds to *got
+// the bytes of the answer as they arrive (unverified until it returns), so
+// that a scheduler can tell a transfer that is slow but moving from one
+// that has stalled, and predict when it ends.
+func (s *Swarm) FetchProgress(ctx context.Context, p peer.ID, path string, urgent bool, got *atomic.Int64) ([]byte, error) {
+	return s.fetchCounted(ctx, p, path, urgent, got)
+}
+
+func (s *Swarm) fetchCounted(ctx context.Context, p peer.ID, path string, urgent bool, got *atomic.Int64) ([]byte, error) {
+	data, reason, err := s.fetch(ctx, p, path, urgent, got)
 	if err != nil {
 		s.failed.Add(1)
 		s.h.failedFetch(s.content, reason)
@@ -143,7 +152,7 @@ func (s *Swarm) fetchCounted(ctx context.Context, p peer.ID, path string, urgent
 	return data, nil
 }
 
-func (s *Swarm) fetch(ctx context.Context, p peer.ID, path string, urgent bool) (_ []byte, reason string, _ error) {
+func (s *Swarm) fetch(ctx context.Context, p peer.ID, path string, urgent bool, got *atomic.Int64) (_ []byte, reason string, _ error) {
 	f, ok := s.listed[path]
 	if !ok {
 		return nil, "unknown_file", fmt.Errorf("%w: %q", segment.ErrUnknownFile, path)
@@ -187,7 +196,7 @@ func (s *Swarm) fetch(ctx context.Context, p peer.ID, path string, urgent bool) 
 	}
 	resetOnCancel := context.AfterFunc(ctx, func() { _ = st.Reset() })
 	defer resetOnCancel()
-	data, err := s.request(st, f, urgent)
+	data, err := s.request(st, f, urgent, got)
 	if err != nil {
 		_ = st.Reset()
 		var v *violation
@@ -232,8 +241,9 @@ func reasonOf(err error) string {
 	return "transport"
 }
 
-// request runs one exchange on st and returns bytes matching f.
-func (s *Swarm) request(st network.Stream, f segment.File, urgent bool) ([]byte, error) {
+// request runs one exchange on st and returns bytes matching f, counting
+// the body's bytes into got (if not nil) as they arrive.
+func (s *Swarm) request(st network.Stream, f segment.File, urgent bool, got *atomic.Int64) ([]byte, error) {
 	if err := st.Scope().SetService(serviceName); err != nil {
 		return nil, err
 	}
@@ -283,6 +293,9 @@ func (s *Swarm) request(st network.Stream, f segment.File, urgent bool) ([]byte,
 	for off < len(buf) {
 		n, err := st.Read(buf[off:])
 		off += n
+		if n > 0 && got != nil {
+			got.Add(int64(n))
+		}
 		if n > 0 {
 			// Re-arm the idle deadline on progress, at most four times per
 			// timeout: a deadline per read would cost a timer reset each.

@@ -6,8 +6,8 @@ package stack
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"

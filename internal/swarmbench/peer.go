@@ -136,6 +136,7 @@ func (p *Peer) Play(ctx context.Context, t Target, c PeerConfig) error {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	logger = logger.With("viewer", p.N)
 	cfg := player.Config{
 		Content: t.Content, OriginURL: t.OriginURL, LicenseURL: t.LicenseURL,
 		Token: t.Token(fmt.Sprintf("viewer-%d", p.N)), LicenseKeys: t.LicenseKeys, ManifestKeys: t.ManifestKeys,

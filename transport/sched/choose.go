@@ -37,7 +37,7 @@ func (s *Scheduler) chooseLocked(f segment.File, cands []peer.ID, now time.Time,
 	usable := 0
 	for _, p := range cands {
 		st := s.peerLocked(p)
-		if st.banned || exclude[p] || now.Before(st.coolUntil) {
+		if exclude[p] || st.skip(now, ttd < s.cfg.UrgentWindow) {
 			continue
 		}
 		usable++

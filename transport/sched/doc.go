@@ -74,9 +74,13 @@
 //     window the origin is not used for hedges: its bytes cost money and
 //     there is still time.
 //   - Inside the urgent window a running peer keeps the file only while
-//     2 × remaining + oE ≤ ttd, where remaining is what is left of its
-//     expected time or, once overdue, as long again as it has taken so far.
-//     When no running peer passes, the origin races them.
+//     reserve + oE ≤ ttd. With progress reports ([ProgressPeers]) reserve
+//     is 1.25 × the time the bytes still missing take at the rate the
+//     fetch has had so far (checked every 100 ms): a peer slower than
+//     usual that will still make it is left alone. Without them, or before
+//     the first byte, it is 2 × what is left of its expected time or, once
+//     overdue, 2 × as long again as it has taken so far. When no running
+//     peer passes, the origin races them.
 //
 // An origin fetch is bounded to 30 s; one running past its own hedge time
 // (2 × oE, at least 250 ms) is raced by an untried candidate peer, if any.
@@ -87,7 +91,9 @@
 // serve anything meanwhile.
 //
 // A peer that answers busy (its upload slots are full; see [Peers]) is not
-// counted as failing: it is skipped for 500 ms and asked again. A fetch
+// counted as failing: it is skipped for 500 ms and asked again. A busy
+// answer to a normal request skips it for normal requests only: a peer
+// keeps a slot for urgent ones ([UrgentPeers]). A fetch
 // whose attempts have failed or been refused while ttd ≥ UrgentWindow does
 // not turn to the origin: it waits for a peer (or for the urgent window).
 //

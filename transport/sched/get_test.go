@@ -114,3 +114,29 @@ func TestStoreRefusalStillPlays(t *testing.T) {
 		<-ran
 	})
 }
+
+// TestGetWaitsForABusyPeerWhenTheOriginIsDown: the origin answers 503 and
+// the only peer holding the file is busy for its first second. A Get for a
+// file due now does not fail: the peer will serve it in a moment, so the
+// fetch waits for it.
+func TestGetWaitsForABusyPeerWhenTheOriginIsDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newContent(t, 3, 16<<10)
+		o := &origin{c: c, down: true}
+		org, stop := listenPipe(o)
+		defer stop()
+		w := newSwarm(c)
+		w.add("p", 5*time.Millisecond, 1<<20, nil).busyUntil = time.Now().Add(time.Second)
+		s, err := sched.New(sched.Config{Manifest: c.m, Rendition: "v1", Peers: w, Origin: org, Store: &memStore{}})
+		require.NoError(t, err)
+		defer s.Close()
+		start := time.Now()
+		data, src, err := s.Get(t.Context(), 1)
+		require.NoError(t, err)
+		require.Equal(t, sched.SourcePeer, src)
+		require.Equal(t, c.data[media(1)], data)
+		require.GreaterOrEqual(t, time.Since(start), time.Second, "served once the peer had a slot")
+		require.NotEmpty(t, o.requests(), "the origin was tried first")
+		require.Positive(t, s.Stats().Busy)
+	})
+}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -195,6 +196,9 @@ type simPeer struct {
 	// busyUntil: until then every fetch is refused as busy (its upload
 	// slots are full), like transport.ErrBusy.
 	busyUntil time.Time
+	// normalBusy: normal fetches are refused as busy, urgent ones
+	// (FetchUrgent) served: its normal slots are full, its urgent slot free.
+	normalBusy bool
 }
 
 // busyErr is a busy refusal, recognised by its Busy method.
@@ -246,6 +250,33 @@ func (w *swarm) Candidates(path string) []peer.ID {
 }
 
 func (w *swarm) Fetch(ctx context.Context, id peer.ID, path string) ([]byte, error) {
+	return w.fetch(ctx, id, path, false, nil)
+}
+
+// FetchUrgent makes swarm a sched.UrgentPeers.
+func (w *swarm) FetchUrgent(ctx context.Context, id peer.ID, path string) ([]byte, error) {
+	return w.fetch(ctx, id, path, true, nil)
+}
+
+// progressSwarm is a swarm that reports progress (sched.ProgressPeers).
+type progressSwarm struct{ *swarm }
+
+func (w progressSwarm) FetchProgress(ctx context.Context, id peer.ID, path string, urgent bool, got *atomic.Int64) ([]byte, error) {
+	return w.fetch(ctx, id, path, urgent, got)
+}
+
+type countingReader struct {
+	r   io.Reader
+	got *atomic.Int64
+}
+
+func (c countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.got.Add(int64(n))
+	return n, err
+}
+
+func (w *swarm) fetch(ctx context.Context, id peer.ID, path string, urgent bool, got *atomic.Int64) ([]byte, error) {
 	w.mu.Lock()
 	p := w.peers[id]
 	banned := p != nil && p.banned
@@ -264,7 +295,7 @@ func (w *swarm) Fetch(ctx context.Context, id peer.ID, path string) ([]byte, err
 	if p == nil || banned || !p.has[path] {
 		return nil, fmt.Errorf("peer %s: no such file", id)
 	}
-	if time.Now().Before(p.busyUntil) {
+	if time.Now().Before(p.busyUntil) || p.normalBusy && !urgent {
 		return nil, fmt.Errorf("peer %s: %w", id, busyErr{})
 	}
 	select {
@@ -279,7 +310,11 @@ func (w *swarm) Fetch(ctx context.Context, id peer.ID, path string) ([]byte, err
 	f, _ := w.c.m.Lookup(path)
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(p.send(ctx, pw, w.c.data[path])) }()
-	data, err := io.ReadAll(io.LimitReader(pr, f.Size+1))
+	var body io.Reader = pr
+	if got != nil {
+		body = countingReader{pr, got}
+	}
+	data, err := io.ReadAll(io.LimitReader(body, f.Size+1))
 	pr.Close()
 	if err != nil {
 		return nil, err

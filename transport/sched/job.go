@@ -47,19 +47,28 @@ type attempt struct {
 	hedgeAt time.Time
 	hedged  bool
 	cancel  context.CancelFunc
-	ours    atomic.Bool // cancelled by the scheduler, not failed
+	ours    atomic.Bool  // cancelled by the scheduler, not failed
+	got     atomic.Int64 // bytes received so far (with ProgressPeers)
 }
 
 func (a *attempt) origin() bool { return a.peer == "" }
 
-// remaining predicts how much longer a peer attempt needs: what is left of
-// its expected time, or, once it is overdue, as long again as it has taken
-// so far (the estimate was wrong; assume it is off by at least 2×).
-func (a *attempt) remaining(now time.Time) time.Duration {
-	if r := a.start.Add(a.expect).Sub(now); r > 0 {
-		return r
+// reserve is the time to keep in hand for a running peer attempt of a
+// size-byte file: a quarter more than what is left at the rate it has had
+// so far, once bytes arrive (that rate includes the wait for the first
+// byte, so it errs slow); before that, twice what is left of its expected
+// time, or, once it is overdue, twice as long again as it has taken (the
+// estimate was wrong; assume it is off by at least 2×).
+func (a *attempt) reserve(now time.Time, size int64) time.Duration {
+	elapsed := now.Sub(a.start)
+	if got := a.got.Load(); got > 0 && elapsed > 0 {
+		left := float64(max(size-got, 0)) / float64(got) * float64(elapsed)
+		return time.Duration(left * 5 / 4)
 	}
-	return now.Sub(a.start)
+	if r := a.expect - elapsed; r > 0 {
+		return 2 * r
+	}
+	return 2 * elapsed
 }
 
 type result struct {
@@ -107,7 +116,7 @@ func (j *job) startLocked(p plan) *attempt {
 		ctx, a.cancel = context.WithTimeout(j.ctx, s.cfg.PeerTimeout)
 	}
 	j.attempts++
-	s.log.Debug("sched: fetch", "path", j.file.Path, "from", a.source(), "expect", a.expect, "attempt", j.attempts)
+	s.log.Debug("sched: fetch", "path", j.file.Path, "from", a.source(), "expect", a.expect, "due", j.deadline.Sub(now), "attempt", j.attempts)
 	j.awg.Add(1)
 	s.wg.Go(func() {
 		defer j.awg.Done()
@@ -131,6 +140,8 @@ func (j *job) fetch(ctx context.Context, a *attempt) {
 	var err error
 	if a.origin() {
 		data, err = s.cfg.Origin.Fetch(ctx, j.file.Path)
+	} else if pp, ok := s.cfg.Peers.(ProgressPeers); ok {
+		data, err = pp.FetchProgress(ctx, a.peer, j.file.Path, a.urgent, &a.got)
 	} else if u, ok := s.cfg.Peers.(UrgentPeers); ok && a.urgent {
 		data, err = u.FetchUrgent(ctx, a.peer, j.file.Path)
 	} else {
@@ -168,14 +179,18 @@ func (j *job) loop() {
 	defer timer.Stop()
 	for {
 		j.decide(running, tried, noOrigin)
-		if len(running) == 0 && !noOrigin {
+		if len(running) == 0 {
 			// Nothing to ask now but the deadline is outside the urgent
 			// window (peers busy, or none yet): wait for a peer, or for
-			// the urgent window and the origin, rather than failing.
-			if wait, ok := j.parkFor(); ok {
+			// the urgent window and the origin, rather than failing. Or
+			// the origin failed and the peer holding the file is busy:
+			// wait for its slot, and ask the origin again once it is no
+			// longer marked down.
+			if wait, ok := j.parkFor(noOrigin); ok {
 				timer.Reset(wait)
 				select {
 				case <-timer.C:
+					noOrigin = noOrigin && !j.originUp()
 					continue
 				case <-j.kick:
 					continue
@@ -286,10 +301,10 @@ func (j *job) decide(running map[*attempt]bool, tried map[peer.ID]bool, noOrigin
 			inTime = true
 			continue
 		}
-		// Inside the urgent window a peer keeps the file only while twice
-		// what it is expected to still need, plus the origin's expected
+		// Inside the urgent window a peer keeps the file only while what
+		// it may still need (see reserve), plus the origin's expected
 		// time, fits before the deadline.
-		if 2*a.remaining(now)+s.originExpectLocked(j.file.Size) <= ttd {
+		if a.reserve(now, j.file.Size)+s.originExpectLocked(j.file.Size) <= ttd {
 			inTime = true
 		}
 	}
@@ -342,11 +357,14 @@ func (j *job) nextWake(running map[*attempt]bool) time.Duration {
 		return wake // only a late origin changes anything now
 	}
 	for a := range running {
-		// Once a peer is overdue its remaining time grows as ttd shrinks:
+		// Once a peer is overdue its reserve grows as ttd shrinks:
 		// decide's in-time test fails from start + (deadline-start-oE)/3 on.
 		oE := s.originExpectLocked(j.file.Size)
 		at(a.start.Add(a.expect))
 		at(a.start.Add((j.deadline.Sub(a.start) - oE) / 3))
+		if a.got.Load() > 0 && j.deadline.Sub(now) < s.cfg.UrgentWindow {
+			at(now.Add(progressCheck)) // the reserve follows the transfer's progress
+		}
 	}
 	// One nanosecond in: decide's test is ttd < UrgentWindow.
 	at(j.deadline.Add(-s.cfg.UrgentWindow + time.Nanosecond))
@@ -414,16 +432,48 @@ func (j *job) setDeadlineLocked(d time.Time) {
 	}
 }
 
-// parkFor says how long a job with no attempt running may wait before
-// deciding again: while its deadline is outside the urgent window, until
-// the next tick or the window opens, whichever is first.
-func (j *job) parkFor() (time.Duration, bool) {
+// originUp reports whether the origin is configured and not marked down.
+func (j *job) originUp() bool {
 	s := j.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	untilUrgent := j.deadline.Sub(s.now()) - s.cfg.UrgentWindow
-	if s.closed || untilUrgent <= 0 {
+	return s.cfg.Origin != nil && !s.now().Before(s.originDown)
+}
+
+// parkFor says how long a job with no attempt running may wait before
+// deciding again: while its deadline is outside the urgent window, until
+// the next tick or the window opens, whichever is first. Inside it, only
+// when the origin cannot help (absent, or failed for this job) and a peer
+// holding the file refused it as busy: until that peer's busy time ends,
+// rather than failing a file that peer will serve in a moment.
+func (j *job) parkFor(noOrigin bool) (time.Duration, bool) {
+	s := j.s
+	cands := s.candidates(j.file.Path) // outside s.mu: Peers may take its own locks
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	untilUrgent := j.deadline.Sub(now) - s.cfg.UrgentWindow
+	if s.closed {
 		return 0, false
 	}
-	return min(tickInterval, untilUrgent+time.Millisecond), true
+	if untilUrgent > 0 && !noOrigin {
+		return min(tickInterval, untilUrgent+time.Millisecond), true
+	}
+	if untilUrgent > 0 || !noOrigin && s.cfg.Origin != nil {
+		return 0, false // (after an origin failure outside the window, Run retries the file)
+	}
+	wait := time.Duration(-1)
+	for _, p := range cands {
+		st := s.peers[p]
+		if st == nil || st.banned || now.Before(st.coolUntil) {
+			continue
+		}
+		if d := st.urgentBusyUntil.Sub(now); d > 0 && (wait < 0 || d < wait) {
+			wait = d
+		}
+	}
+	if wait < 0 {
+		return 0, false
+	}
+	return wait + time.Millisecond, true
 }

@@ -256,7 +256,7 @@ func (s *Scheduler) startRunJobLocked(w want, now time.Time, p plan) {
 func (s *Scheduler) usableLocked(cands []peer.ID, now time.Time) int {
 	n := 0
 	for _, p := range cands {
-		if st := s.peers[p]; st == nil || (!st.banned && !now.Before(st.coolUntil)) {
+		if st := s.peers[p]; st == nil || !st.skip(now, false) {
 			n++
 		}
 	}

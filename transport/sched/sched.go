@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -35,6 +36,16 @@ type Peers interface {
 // keeps a separate throughput estimate for them. transport.Swarm has it.
 type UrgentPeers interface {
 	FetchUrgent(ctx context.Context, p peer.ID, path string) ([]byte, error)
+}
+
+// ProgressPeers is an optional Peers method: Fetch (FetchUrgent when
+// urgent) that adds the answer's bytes to *got as they arrive. With it the
+// scheduler judges a running peer fetch inside the urgent window by the
+// rate it is actually getting rather than by the peer's past throughput,
+// so a peer that is slower than usual but will make the deadline is not
+// raced by the origin. transport.Swarm has it.
+type ProgressPeers interface {
+	FetchProgress(ctx context.Context, p peer.ID, path string, urgent bool, got *atomic.Int64) ([]byte, error)
 }
 
 // Origin is the HTTP origin or CDN, the source of last resort.
@@ -113,6 +124,7 @@ const (
 	maxFrontierLead  = 20 * time.Second       // the front runner fetches new files at most this long before they play
 	originTimeout    = 30 * time.Second       // bounds one origin fetch
 	deadlineSlack    = 100 * time.Millisecond // deadline changes smaller than this do not wake a fetch
+	progressCheck    = 100 * time.Millisecond // inside the urgent window a job re-reads its peer fetches' progress this often
 	originFillOrders = 1                      // origin fetches Run keeps going ahead of the urgent window when no peer has anything
 )
 

@@ -109,7 +109,14 @@ type peerState struct {
 	failures  int
 	streak    int       // consecutive failures
 	coolUntil time.Time // skipped until then after a failure streak
-	banned    bool
+	// busyUntil: the peer refused a normal request (its upload slots are
+	// full), so normal requests skip it until then; urgentBusyUntil: it
+	// refused an urgent one, so every request skips it. A peer keeps an
+	// extra slot for urgent requests, so a "busy" answer to a normal
+	// request says nothing of the urgent one.
+	busyUntil       time.Time
+	urgentBusyUntil time.Time
+	banned          bool
 }
 
 func (s *Scheduler) peerLocked(p peer.ID) *peerState {
@@ -119,6 +126,15 @@ func (s *Scheduler) peerLocked(p peer.ID) *peerState {
 		s.peers[p] = st
 	}
 	return st
+}
+
+// skip reports whether st is not to be asked now, for an urgent
+// request or a normal one.
+func (st *peerState) skip(now time.Time, urgent bool) bool {
+	if st.banned || now.Before(st.coolUntil) || now.Before(st.urgentBusyUntil) {
+		return true
+	}
+	return !urgent && now.Before(st.busyUntil)
 }
 
 // peerExpect predicts a fetch of size bytes from st, queued behind its
@@ -183,15 +199,23 @@ func (s *Scheduler) book(j *job, a *attempt, data []byte, err error) {
 	case a.ours.Load() || j.ctx.Err() != nil:
 		s.stats.Cancelled++
 		if st != nil && elapsed > a.expect {
-			// It lost while late: what it took so far bounds its real speed
-			// from above, so slow peers stop looking fast.
-			st.estimateFor(a).observe(j.file.Size, elapsed)
+			// It lost while late: what it delivered so far (or, without
+			// progress, the whole file) in the time it took bounds its
+			// real speed from above, so slow peers stop looking fast.
+			n := j.file.Size
+			if g := a.got.Load(); g > 0 {
+				n = g
+			}
+			st.estimateFor(a).observe(n, elapsed)
 		}
 	case st != nil && isBusy(err):
 		// Its upload slots are full: not a failure and says nothing of
 		// its speed. Skip it briefly so Run asks someone else meanwhile.
 		s.stats.Busy++
-		st.coolUntil = now.Add(busyCoolDown)
+		st.busyUntil = now.Add(busyCoolDown)
+		if a.urgent {
+			st.urgentBusyUntil = st.busyUntil
+		}
 	default:
 		s.stats.Failures++
 		integrity := errors.Is(err, segment.ErrIntegrity)

@@ -3,6 +3,7 @@ package sched_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -131,4 +132,57 @@ func TestStartUpOnlyFirstSegmentFromOrigin(t *testing.T) {
 		require.ElementsMatch(t, []string{"v1/init.mp4", media(1)}, reqs)
 		require.Equal(t, 3, st.PeerFetches)
 	})
+}
+
+// TestBusyForNormalStillAskedUrgently: the only peer holding the files has
+// its normal upload slots full for the whole run (every normal request is
+// "busy") but serves urgent requests, as transport's extra urgent slot does.
+// A "busy" to a normal request must not keep the peer from being asked for
+// the files that turn urgent: they come from it, not from the origin, and
+// the player never waits.
+func TestBusyForNormalStillAskedUrgently(t *testing.T) {
+	const n = 20
+	r := simulate(t, n, 32<<10, true, func(o *origin, w *swarm) {
+		w.add("peer-a", 10*time.Millisecond, 1<<20, nil).normalBusy = true
+	}, nil)
+	require.Empty(t, r.player.stalls())
+	require.Positive(t, r.stats.Busy, "normal requests were refused")
+	t.Logf("origin requests %v, stats %+v", r.origin, r.stats)
+	// The init and the first segments come from the origin (start-up); the
+	// rest through urgent requests to the busy peer.
+	require.LessOrEqual(t, len(r.origin), 4, "origin requests %v", r.origin)
+	require.GreaterOrEqual(t, r.stats.PeerFetches, n-3)
+}
+
+// TestSlowPeerMakingProgressIsNotRaced: a file due in 3.5 s, inside the
+// urgent window, goes to a peer expected (by the prior rate) to take 1 s;
+// it sends at half that rate and would arrive in 2 s, well in time. Judged
+// by its expected time alone it looks late from 1 s on and the origin is
+// asked too; with progress reports (ProgressPeers) the scheduler sees it
+// will make it and leaves it alone.
+func TestSlowPeerMakingProgressIsNotRaced(t *testing.T) {
+	for _, progress := range []bool{false, true} {
+		t.Run("progress="+strconv.FormatBool(progress), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				c := newContent(t, 4, 256<<10) // 1 s at the 256 KiB/s prior
+				w := newSwarm(c)
+				w.add("peer-a", 5*time.Millisecond, 128<<10, []string{media(3)})
+				var peers sched.Peers = w
+				if progress {
+					peers = progressSwarm{w}
+				}
+				// Playhead 0.5 s, window [0.5 s, 5.5 s): media 1 and 2 are
+				// due now and in 1.5 s (origin), media 3 in 3.5 s.
+				reqs, st := runAt(t, 500*time.Millisecond, c, peers, sched.Config{BufferTarget: 5 * time.Second}, 5*time.Second, nil)
+				t.Logf("origin requests %v, stats %+v", reqs, st)
+				if progress {
+					require.Equal(t, 1, st.PeerFetches, "the peer delivers media 3")
+					require.NotContains(t, reqs, media(3), "a peer on course to make the deadline is not raced")
+					require.Zero(t, st.Hedges)
+				} else {
+					require.Contains(t, reqs, media(3), "without progress the late-looking peer is raced by the origin")
+				}
+			})
+		})
+	}
 }
