@@ -28,6 +28,10 @@ func (p plan) ok() bool { return p.origin || p.peer != "" }
 //     it turns out slow, the hedge at 2×expected still leaves the origin
 //     time); otherwise the origin; a peer anyway if there is no origin.
 //
+//     When every holder answered busy a moment ago and one's busy time
+//     ends early enough to leave the origin its time twice over (plus
+//     slotWaitSlack), nothing: the fetch waits for that slot (job.parkFor).
+//
 // exclude lists peers already tried for this fetch; needFree skips peers
 // that are already at perPeerParallel fetches; noOrigin rules the origin out
 // (it failed for this fetch).
@@ -68,6 +72,9 @@ func (s *Scheduler) chooseLocked(f segment.File, cands []peer.ID, now time.Time,
 	if best != "" && 2*bestE+s.originExpectLocked(f.Size) <= ttd {
 		return plan{peer: best}
 	}
+	if best == "" && originUp && s.mayWaitForSlotLocked(f, cands, now, ttd, exclude) {
+		return plan{} // every holder is busy, but one will have a slot in time
+	}
 	if originUp {
 		return plan{origin: true}
 	}
@@ -78,4 +85,32 @@ func (s *Scheduler) chooseLocked(f segment.File, cands []peer.ID, now time.Time,
 		return plan{origin: true} // marked down, but nothing else can serve the file
 	}
 	return plan{}
+}
+
+// slotWaitSlack is the time left for a peer transfer when an urgent fetch
+// waits for a busy peer's slot rather than going to the origin.
+const slotWaitSlack = time.Second
+
+// busyWaitLocked returns how long until the first of cands (not excluded,
+// banned or failing) that refused an urgent request is asked again.
+func (s *Scheduler) busyWaitLocked(cands []peer.ID, now time.Time, exclude map[peer.ID]bool) (time.Duration, bool) {
+	wait, ok := time.Duration(0), false
+	for _, p := range cands {
+		st := s.peers[p]
+		if st == nil || exclude[p] || st.banned || now.Before(st.coolUntil) {
+			continue
+		}
+		if d := st.urgentBusyUntil.Sub(now); d > 0 && (!ok || d < wait) {
+			wait, ok = d, true
+		}
+	}
+	return wait, ok
+}
+
+// mayWaitForSlotLocked reports whether an urgent fetch of f, ttd before its
+// deadline, whose holders are all busy, can wait for the first slot and
+// still leave the origin 2 × its expected time plus slotWaitSlack.
+func (s *Scheduler) mayWaitForSlotLocked(f segment.File, cands []peer.ID, now time.Time, ttd time.Duration, exclude map[peer.ID]bool) bool {
+	wait, ok := s.busyWaitLocked(cands, now, exclude)
+	return ok && ttd-wait >= 2*s.originExpectLocked(f.Size)+slotWaitSlack
 }

@@ -442,10 +442,11 @@ func (j *job) originUp() bool {
 
 // parkFor says how long a job with no attempt running may wait before
 // deciding again: while its deadline is outside the urgent window, until
-// the next tick or the window opens, whichever is first. Inside it, only
-// when the origin cannot help (absent, or failed for this job) and a peer
-// holding the file refused it as busy: until that peer's busy time ends,
-// rather than failing a file that peer will serve in a moment.
+// the next tick or the window opens, whichever is first. Inside it, when a
+// peer holding the file refused it as busy and either the origin cannot
+// help (absent, or failed for this job) or there is time to wait for that
+// peer and still use the origin (mayWaitForSlotLocked): until that peer's
+// busy time ends.
 func (j *job) parkFor(noOrigin bool) (time.Duration, bool) {
 	s := j.s
 	cands := s.candidates(j.file.Path) // outside s.mu: Peers may take its own locks
@@ -459,20 +460,14 @@ func (j *job) parkFor(noOrigin bool) (time.Duration, bool) {
 	if untilUrgent > 0 && !noOrigin {
 		return min(tickInterval, untilUrgent+time.Millisecond), true
 	}
-	if untilUrgent > 0 || !noOrigin && s.cfg.Origin != nil {
-		return 0, false // (after an origin failure outside the window, Run retries the file)
+	if untilUrgent > 0 {
+		return 0, false // after an origin failure outside the window, Run retries the file
 	}
-	wait := time.Duration(-1)
-	for _, p := range cands {
-		st := s.peers[p]
-		if st == nil || st.banned || now.Before(st.coolUntil) {
-			continue
-		}
-		if d := st.urgentBusyUntil.Sub(now); d > 0 && (wait < 0 || d < wait) {
-			wait = d
-		}
+	if !noOrigin && s.cfg.Origin != nil && !s.mayWaitForSlotLocked(j.file, cands, now, j.deadline.Sub(now), nil) {
+		return 0, false
 	}
-	if wait < 0 {
+	wait, ok := s.busyWaitLocked(cands, now, nil)
+	if !ok {
 		return 0, false
 	}
 	return wait + time.Millisecond, true
