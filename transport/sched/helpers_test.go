@@ -199,6 +199,9 @@ type simPeer struct {
 	// normalBusy: normal fetches are refused as busy, urgent ones
 	// (FetchUrgent) served: its normal slots are full, its urgent slot free.
 	normalBusy bool
+	// stallAfter, if positive: sends that many bytes of each file, then
+	// nothing more until the fetch is cancelled.
+	stallAfter int
 }
 
 // busyErr is a busy refusal, recognised by its Busy method.
@@ -330,6 +333,10 @@ func (w *swarm) fetch(ctx context.Context, id peer.ID, path string, urgent bool,
 
 func (p *simPeer) send(ctx context.Context, dst io.Writer, data []byte) error {
 	for off := 0; off < len(data); off += chunk {
+		if p.stallAfter > 0 && off >= p.stallAfter {
+			<-ctx.Done()
+			return ctx.Err()
+		}
 		b := data[off:min(off+chunk, len(data))]
 		if err := p.limit.WaitN(ctx, len(b)); err != nil {
 			return err

@@ -49,6 +49,9 @@ type attempt struct {
 	cancel  context.CancelFunc
 	ours    atomic.Bool  // cancelled by the scheduler, not failed
 	got     atomic.Int64 // bytes received so far (with ProgressPeers)
+	// seen is got when reserve last saw it change, at seenAt; guarded by s.mu.
+	seen   int64
+	seenAt time.Time
 }
 
 func (a *attempt) origin() bool { return a.peer == "" }
@@ -56,12 +59,18 @@ func (a *attempt) origin() bool { return a.peer == "" }
 // reserve is the time to keep in hand for a running peer attempt of a
 // size-byte file: a quarter more than what is left at the rate it has had
 // so far, once bytes arrive (that rate includes the wait for the first
-// byte, so it errs slow); before that, twice what is left of its expected
-// time, or, once it is overdue, twice as long again as it has taken (the
-// estimate was wrong; assume it is off by at least 2×).
+// byte, so it errs slow); before that, or once no byte has come for
+// progressStale (a peer that sends most of a file fast and then stops must
+// not look nearly done), twice what is left of its expected time, or, once
+// it is overdue, twice as long again as it has taken (the estimate was
+// wrong; assume it is off by at least 2×). Called with s.mu held.
 func (a *attempt) reserve(now time.Time, size int64) time.Duration {
 	elapsed := now.Sub(a.start)
-	if got := a.got.Load(); got > 0 && elapsed > 0 {
+	got := a.got.Load()
+	if got != a.seen || a.seenAt.IsZero() {
+		a.seen, a.seenAt = got, now
+	}
+	if got > 0 && elapsed > 0 && now.Sub(a.seenAt) < progressStale {
 		left := float64(max(size-got, 0)) / float64(got) * float64(elapsed)
 		return time.Duration(left * 5 / 4)
 	}

@@ -125,6 +125,7 @@ const (
 	originTimeout    = 30 * time.Second       // bounds one origin fetch
 	deadlineSlack    = 100 * time.Millisecond // deadline changes smaller than this do not wake a fetch
 	progressCheck    = 100 * time.Millisecond // inside the urgent window a job re-reads its peer fetches' progress this often
+	progressStale    = 500 * time.Millisecond // a peer fetch with no new byte for this long is judged without its progress
 	originFillOrders = 1                      // origin fetches Run keeps going ahead of the urgent window when no peer has anything
 )
 

@@ -174,7 +174,9 @@ func TestSlowPeerMakingProgressIsNotRaced(t *testing.T) {
 				}
 				// Playhead 0.5 s, window [0.5 s, 5.5 s): media 1 and 2 are
 				// due now and in 1.5 s (origin), media 3 in 3.5 s.
-				reqs, st := runAt(t, 500*time.Millisecond, c, peers, sched.Config{BufferTarget: 5 * time.Second}, 5*time.Second, nil)
+				// HedgeAfter far out: only the urgency rule can start the origin.
+				cfg := sched.Config{BufferTarget: 5 * time.Second, HedgeAfter: time.Minute}
+				reqs, st := runAt(t, 500*time.Millisecond, c, peers, cfg, 5*time.Second, nil)
 				t.Logf("origin requests %v, stats %+v", reqs, st)
 				if progress {
 					require.Equal(t, 1, st.PeerFetches, "the peer delivers media 3")
@@ -186,4 +188,23 @@ func TestSlowPeerMakingProgressIsNotRaced(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestPeerStallingNearTheEndIsRaced: a peer sends 240 of a file's 256 KiB
+// at once and then nothing. By its progress it looks nearly done; once no
+// byte has come for a while the scheduler stops trusting that and the
+// origin races it (the playhead is held, so the file stays due in 3.5 s).
+func TestPeerStallingNearTheEndIsRaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newContent(t, 4, 256<<10)
+		w := newSwarm(c)
+		w.add("peer-a", 5*time.Millisecond, 4<<20, []string{media(3)}).stallAfter = 240 << 10
+		// HedgeAfter far out: only the urgency rule can start the origin.
+		cfg := sched.Config{BufferTarget: 5 * time.Second, HedgeAfter: time.Minute}
+		reqs, st := runAt(t, 500*time.Millisecond, c, progressSwarm{w}, cfg, 5*time.Second, nil)
+		t.Logf("origin requests %v, stats %+v", reqs, st)
+		require.Equal(t, []call{{peer: "peer-a", path: media(3), cancelled: true}}, w.fetches(), "the peer was asked first")
+		require.Contains(t, reqs, media(3), "the stalled peer is raced by the origin")
+		require.Equal(t, 1, st.Hedges)
+	})
 }
