@@ -53,7 +53,7 @@ func (h *Host) serveTicket(st network.Stream) error {
 		return fmt.Errorf("reserve memory: %w", err)
 	}
 	defer st.Scope().ReleaseMemory(maxTicketMsg)
-	if err := st.SetDeadline(time.Now().Add(h.cfg.StreamTimeout)); err != nil {
+	if err := st.SetDeadline(time.Now().Add(h.cfg.RequestTimeout)); err != nil {
 		return err
 	}
 	content, ticket, err := readTicketMsg(io.LimitReader(st, maxTicketMsg))
@@ -215,6 +215,7 @@ func (s *Swarm) exchangeTicket(st network.Stream, msg []byte) error {
 	}
 	switch b[0] {
 	case ticketAdmitted:
+		s.peerAdmittedUs(st.Conn().RemotePeer())
 		return nil
 	case ticketUnknownContent:
 		return nil // the peer is not in this swarm; nothing to do

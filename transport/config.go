@@ -62,8 +62,26 @@ type Config struct {
 	// at least half full is banned. Zero: 2 s. Negative: leave it to libp2p.
 	NegotiationTimeout time.Duration
 	// IdleStreamStrikes is how many streams of one peer may be reset by
-	// NegotiationTimeout before the peer is banned (BanFor). Zero: 4.
+	// NegotiationTimeout, or end because their request did not arrive
+	// within RequestTimeout, before the peer is banned (BanFor). Strikes
+	// outlive connections and are forgotten 10 minutes after a peer's last
+	// one. Zero: 4.
 	IdleStreamStrikes int
+	// HandshakeTimeout bounds an inbound TCP connection from its accept to
+	// the end of its security and muxer handshakes; past it the socket is
+	// closed. Until then the connection holds a slot of the resource
+	// manager's transient scope (a quarter of Limits.Conns, shared by
+	// everyone) and of its source's handshake budget (Limits.HandshakesPerIP),
+	// so go-libp2p's 15 s let 30 sockets that never finish starve every new
+	// peer. An honest handshake takes about three round trips. QUIC
+	// handshakes are bounded by quic-go (5 s idle). Zero: 3 s. Negative:
+	// go-libp2p's 15 s.
+	HandshakeTimeout time.Duration
+	// RequestTimeout is how long an inbound segment or ticket stream has to
+	// deliver its whole request (under 5 KiB, written at once by honest
+	// peers) once the handler starts. A segment stream that times out is
+	// reset and counts as a strike (IdleStreamStrikes). Zero: 2 s.
+	RequestTimeout time.Duration
 	// MDNS enables discovery on the local network (service "sealmesh").
 	MDNS bool
 	// DHT enables the private Kademlia DHT (protocol prefix /sealmesh) in
@@ -112,6 +130,43 @@ type Limits struct {
 	// PeerConns is the ceiling on one peer's connections (TCP and QUIC, both
 	// directions). Zero: 8.
 	PeerConns int
+
+	// The budgets below sit in front of the resource manager, so that one
+	// source cannot take the shared transient scope (connections still
+	// handshaking) or the connection slots (connections whose peer has not
+	// shown a ticket yet). A source is an IPv4 address (IPv6: its /64);
+	// its subnet is the /24 (IPv6: the /56). A connection over budget is
+	// closed at once; the dialer may retry. Negative: no budget.
+
+	// HandshakesPerIP and HandshakesPerSubnet bound inbound connections
+	// that have not finished their handshake, per source and per subnet.
+	// Zero: 4 and 8 (the transient scope holds Conns/4 = 24 by default).
+	HandshakesPerIP, HandshakesPerSubnet int
+	// UnadmittedPerIP and UnadmittedPerSubnet bound inbound connections
+	// whose peer holds no admission (no valid ticket yet), per source and
+	// per subnet, while this host has joined a content and
+	// Config.AdmissionGrace is not negative. Zero: 4 and 16.
+	UnadmittedPerIP, UnadmittedPerSubnet int
+	// UnadmittedStreams bounds the inbound streams one peer without an
+	// admission may have open; of those, only the ticket protocol (and
+	// libp2p identify) may be chosen: any other protocol is reset until
+	// the peer is admitted. Zero: 4.
+	UnadmittedStreams int
+	// LimitLoopback applies the per-source budgets to loopback addresses
+	// too. By default they are exempt, as in go-libp2p's own per-IP
+	// limits: every local process shares 127.0.0.1, and a peer on the same
+	// machine is the operator's. Tests set it and dial from 127.0.0.x.
+	LimitLoopback bool
+
+	// PeerSegmentStreams bounds the segment requests one peer may have in
+	// progress at once, from the stream's start (before its request is
+	// read) to the end of the answer; one more is answered "busy" at once,
+	// unread. The scheduler keeps 2 in flight per peer. Zero: 4.
+	PeerSegmentStreams int
+	// AccountSegmentStreams is the same bound per account (the opaque
+	// budget value of the peer's verified ticket), so that one account's
+	// many peer IDs share it. Zero: 8.
+	AccountSegmentStreams int
 }
 
 // Default limits, see Limits.
@@ -132,6 +187,16 @@ const (
 
 	DefaultNegotiationTimeout = 2 * time.Second
 	DefaultIdleStreamStrikes  = 4
+	DefaultHandshakeTimeout   = 3 * time.Second
+	DefaultRequestTimeout     = 2 * time.Second
+
+	DefaultHandshakesPerIP       = 4
+	DefaultHandshakesPerSubnet   = 8
+	DefaultUnadmittedPerIP       = 4
+	DefaultUnadmittedPerSubnet   = 16
+	DefaultUnadmittedStreams     = 4
+	DefaultPeerSegmentStreams    = 4
+	DefaultAccountSegmentStreams = 8
 )
 
 // withDefaults validates c and returns a copy with zero values filled in.
@@ -166,6 +231,16 @@ func (c Config) withDefaults() (Config, error) {
 	def64(&l.PeerMemory, DefaultPeerMemory)
 	def(&l.PeerStreams, DefaultPeerStreams)
 	def(&l.PeerConns, DefaultPeerConns)
+	def(&l.HandshakesPerIP, DefaultHandshakesPerIP)
+	def(&l.HandshakesPerSubnet, DefaultHandshakesPerSubnet)
+	def(&l.UnadmittedPerIP, DefaultUnadmittedPerIP)
+	def(&l.UnadmittedPerSubnet, DefaultUnadmittedPerSubnet)
+	def(&l.UnadmittedStreams, DefaultUnadmittedStreams)
+	def(&l.PeerSegmentStreams, DefaultPeerSegmentStreams)
+	def(&l.AccountSegmentStreams, DefaultAccountSegmentStreams)
+	if l.UnadmittedStreams < 0 || l.PeerSegmentStreams < 0 || l.AccountSegmentStreams < 0 {
+		return c, errors.New("UnadmittedStreams, PeerSegmentStreams and AccountSegmentStreams must not be negative")
+	}
 	if l.Memory < 0 || l.Conns < 0 || l.Streams < 0 || l.FD < 0 || l.PeerMemory < 0 || l.PeerStreams < 0 || l.PeerConns < 0 {
 		return c, errors.New("resource limits must not be negative")
 	}
@@ -196,6 +271,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("IdleStreamStrikes must not be negative")
 	}
 	def(&c.IdleStreamStrikes, DefaultIdleStreamStrikes)
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
 	c.Bootstrap = append([]peer.AddrInfo(nil), c.Bootstrap...)
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -60,6 +60,11 @@ func (hs *haveSender) stop() { hs.cancel() }
 // reopening it (with a fresh hello) after a failure, with backoff.
 func (hs *haveSender) run() {
 	defer hs.s.wg.Done()
+	// A peer resets every stream but the ticket exchange until it has
+	// admitted us (inbound.go), so wait for its answer to our ticket.
+	if !hs.s.waitAdmittedUs(hs.ctx, hs.p) {
+		return
+	}
 	backoff := 250 * time.Millisecond
 	for {
 		err := hs.loop()
@@ -177,7 +182,9 @@ func (h *Host) serveHave(st network.Stream) error {
 		return fmt.Errorf("reserve memory: %w", err)
 	}
 	defer st.Scope().ReleaseMemory(maxHaveMsg)
-	if err := st.SetReadDeadline(time.Now().Add(h.cfg.StreamTimeout)); err != nil {
+	// The sender writes its hello as it opens the stream: like a segment
+	// request, it gets RequestTimeout, and a stream left silent is a strike.
+	if err := st.SetReadDeadline(time.Now().Add(h.cfg.RequestTimeout)); err != nil {
 		return err
 	}
 	remote := st.Conn().RemotePeer()
@@ -187,17 +194,20 @@ func (h *Host) serveHave(st network.Stream) error {
 		if errors.Is(err, ErrMalformed) {
 			h.evict(remote, "malformed have message")
 		}
+		if isTimeout(err) {
+			h.requestTimeouts.Add(1)
+			h.strike(remote, fmt.Sprintf("%d inbound streams without a request for %v", h.cfg.IdleStreamStrikes, h.cfg.RequestTimeout))
+		}
 		return err
 	}
 	s := h.swarm(hl.content)
 	if s == nil {
 		return fmt.Errorf("have-map for content %q, which we have not joined", hl.content)
 	}
-	// The sender opened this stream once it had admitted us; we read its
-	// have-map only once we have admitted it, which its ticket (sent at
-	// the same time) usually settles within a round trip. A peer that
-	// never shows one is evicted by the janitor meanwhile.
-	if !s.waitAdmitted(s.ctx, remote, h.cfg.StreamTimeout) {
+	// The sender opens this stream once it has admitted us and we have
+	// admitted it (we answered its ticket: see waitAdmittedUs), so this
+	// wait is for a peer admitted for another content only.
+	if !s.waitAdmitted(s.ctx, remote, h.cfg.RequestTimeout) {
 		return fmt.Errorf("have-map from a peer not admitted: %w", ErrNotAdmitted)
 	}
 	if hl.digest != s.digest || hl.nbits != len(s.files) {
@@ -309,5 +319,47 @@ func (s *Swarm) callHooks(hooks []func(peer.ID, string), p peer.ID, added []int)
 		for _, f := range hooks {
 			f(p, s.files[i].Path)
 		}
+	}
+}
+
+// admittedUsLocked returns the channel closed once p has answered our
+// ticket with "admitted"; s.mu must be held.
+func (s *Swarm) admittedUsLocked(p peer.ID) chan struct{} {
+	sp := s.peerLocked(p)
+	if sp.admittedUs == nil {
+		sp.admittedUs = make(chan struct{})
+	}
+	return sp.admittedUs
+}
+
+// peerAdmittedUs records that p accepted our ticket for this content.
+func (s *Swarm) peerAdmittedUs(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	ch := s.admittedUsLocked(p)
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// waitAdmittedUs waits until p has accepted our ticket, or ctx ends.
+func (s *Swarm) waitAdmittedUs(ctx context.Context, p peer.ID) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	ch := s.admittedUsLocked(p)
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

@@ -34,6 +34,7 @@ type Host struct {
 	now       func() time.Time
 	h         host.Host
 	gater     *gater
+	inbound   *inboundLimiter
 	cm        *connmgr.BasicConnMgr
 	dht       *dht.IpfsDHT
 	mdns      mdns.Service
@@ -55,8 +56,11 @@ type Host struct {
 	bans      atomic.Int64 // peers banned, total
 	evictions atomic.Int64 // peers evicted for lacking admission, total
 
-	idleResets  atomic.Int64           // inbound streams reset for not negotiating a protocol, total
-	idleStrikes map[peer.ID]idleStrike // per peer; only the reaper goroutine touches it
+	idleResets      atomic.Int64 // inbound streams reset for not negotiating a protocol, total
+	requestTimeouts atomic.Int64 // inbound segment streams reset for not sending their request in time, total
+	strikes         *strikes     // per peer: idle streams and late requests
+	peerSegments    *keyedSlots  // inbound segment streams in progress, per peer
+	accountSegments *keyedSlots  // the same per budget key (account and content)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -79,7 +83,8 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 	} else if sk, _, err = crypto.GenerateEd25519Key(rand.Reader); err != nil {
 		return nil, fmt.Errorf("transport: identity: %w", err)
 	}
-	rm, err := newResourceManager(cfg.Limits)
+	inbound := newInboundLimiter(cfg.Limits)
+	rm, err := newResourceManager(cfg.Limits, inbound)
 	if err != nil {
 		return nil, fmt.Errorf("transport: resource manager: %w", err)
 	}
@@ -108,6 +113,7 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		now:      cfg.Now,
 		h:        lh,
 		gater:    g,
+		inbound:  inbound,
 		cm:       cm,
 		exempt:   make(map[peer.ID]bool),
 		ctx:      hctx,
@@ -118,11 +124,14 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		dialing:  make(map[peer.ID]bool),
 		inflight: make(map[peer.ID]map[*context.CancelFunc]struct{}),
 
-		idleStrikes: make(map[peer.ID]idleStrike),
+		strikes:         newStrikes(),
+		peerSegments:    newKeyedSlots(cfg.Limits.PeerSegmentStreams),
+		accountSegments: newKeyedSlots(cfg.Limits.AccountSegmentStreams),
 	}
 	for _, b := range cfg.Bootstrap {
 		h.exempt[b.ID] = true
 	}
+	inbound.setPolicy(h.restricted)
 	lh.SetStreamHandler(TicketProtocol, h.handleTicket)
 	lh.SetStreamHandler(SegmentProtocol, h.handleSegment)
 	lh.SetStreamHandler(HaveProtocol, h.handleHave)
@@ -152,7 +161,7 @@ func libp2pOptions(cfg Config, sk crypto.PrivKey, rm network.ResourceManager, cm
 	opts := []libp2p.Option{
 		libp2p.Identity(sk),
 		libp2p.ListenAddrStrings(cfg.ListenAddrs...),
-		libp2p.Transport(tcpTransport()),
+		libp2p.Transport(tcpTransportWithTimeout(cfg.HandshakeTimeout)),
 		libp2p.Transport(quicTransport()),
 		libp2p.Muxer(yamuxID, yamuxTransport()),
 		libp2p.ResourceManager(rm),

@@ -10,12 +10,10 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	tls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
-	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
 
 const yamuxID = yamux.ID
 
-func tcpTransport() any                   { return tcp.NewTCPTransport }
 func quicTransport() any                  { return quic.NewTransport }
 func yamuxTransport() network.Multiplexer { return yamux.DefaultTransport }
 
@@ -39,8 +37,16 @@ func securityOptions(s string) ([]libp2p.Option, error) {
 
 // newResourceManager builds a fixed limiter from libp2p's defaults scaled to
 // l.Memory and l.FD, with the system, transient and per-peer scopes capped
-// at l's values.
-func newResourceManager(l Limits) (network.ResourceManager, error) {
+// at l's values, behind the per-source budgets of in (inbound.go).
+func newResourceManager(l Limits, in *inboundLimiter) (network.ResourceManager, error) {
+	rm, err := newFixedResourceManager(l)
+	if err != nil {
+		return nil, err
+	}
+	return &limitedRcmgr{ResourceManager: rm, l: in}, nil
+}
+
+func newFixedResourceManager(l Limits) (network.ResourceManager, error) {
 	base := rcmgr.DefaultLimits.Scale(l.Memory, l.FD)
 	lv := func(n int) rcmgr.LimitVal { return rcmgr.LimitVal(n) }
 	lv64 := func(n int64) rcmgr.LimitVal64 { return rcmgr.LimitVal64(n) }

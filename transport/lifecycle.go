@@ -75,6 +75,27 @@ func (h *Host) admitted(p peer.ID) {
 	h.mu.Lock()
 	delete(h.pending, p)
 	h.mu.Unlock()
+	h.inbound.admitted(p)
+}
+
+// restricted reports whether p is held to the budgets of peers without an
+// admission (inbound.go): this host has joined a content and evicts
+// unadmitted peers, and p is neither admitted anywhere nor a bootstrap
+// peer. It mirrors sweep's choice of whom to evict.
+func (h *Host) restricted(p peer.ID) bool {
+	if h.cfg.AdmissionGrace < 0 || h.exempt[p] {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.swarms) > 0 && !h.admittedAnywhereLocked(p)
+}
+
+// admittedAnywhere reports whether p holds an admission in any swarm.
+func (h *Host) admittedAnywhere(p peer.ID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.admittedAnywhereLocked(p)
 }
 
 // every runs f each tick (real time) until the host closes; it is one of
@@ -192,7 +213,6 @@ func (h *Host) reapOnce(wall time.Time) {
 			return nil
 		})
 	}
-	var ban []peer.ID
 	for _, c := range h.h.Network().Conns() {
 		p := c.RemotePeer()
 		for _, st := range c.GetStreams() {
@@ -205,36 +225,11 @@ func (h *Host) reapOnce(wall time.Time) {
 			}
 			_ = st.Reset()
 			h.idleResets.Add(1)
-			if !pressure {
-				continue
-			}
-			k := h.idleStrikes[p]
-			k.n++
-			k.last = wall
-			h.idleStrikes[p] = k
-			if k.n == h.cfg.IdleStreamStrikes && !h.exempt[p] {
-				ban = append(ban, p)
+			if pressure {
+				h.strike(p, fmt.Sprintf("%d inbound streams left without a protocol for %v or without a request for %v",
+					h.cfg.IdleStreamStrikes, h.cfg.NegotiationTimeout, h.cfg.RequestTimeout))
 			}
 		}
 	}
-	for _, p := range ban {
-		h.Ban(p, fmt.Sprintf("%d inbound streams left without a protocol for %v", h.cfg.IdleStreamStrikes, h.cfg.NegotiationTimeout))
-	}
-	// Strikes outlive the connection, so reconnecting does not wipe them,
-	// and are forgotten after strikeMemory, so the map stays bounded.
-	for p, k := range h.idleStrikes {
-		if wall.Sub(k.last) > strikeMemory {
-			delete(h.idleStrikes, p)
-		}
-	}
-}
-
-// strikeMemory is how long idle-stream strikes are remembered after a
-// peer's last one.
-const strikeMemory = 10 * time.Minute
-
-// idleStrike counts one peer's streams reset by reapUnnegotiated.
-type idleStrike struct {
-	n    int
-	last time.Time
+	h.strikes.forget(wall)
 }

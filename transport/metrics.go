@@ -18,6 +18,16 @@ type Stats struct {
 	// IdleStreamResets counts inbound streams reset since start for not
 	// choosing a protocol within Config.NegotiationTimeout.
 	IdleStreamResets int64
+	// RequestTimeouts counts inbound segment and have streams reset since
+	// start for not delivering their request within Config.RequestTimeout.
+	RequestTimeouts int64
+	// RefusedHandshakes, RefusedUnadmitted and RefusedStreams count what
+	// the per-source budgets refused since start: inbound connections over
+	// a source's handshake budget, connections of peers without an
+	// admission over their source's budget, and streams of such peers
+	// (over Limits.UnadmittedStreams, or for a protocol other than the
+	// ticket exchange).
+	RefusedHandshakes, RefusedUnadmitted, RefusedStreams int64
 	// AdmittedPeers are distinct peers admitted to at least one swarm now.
 	AdmittedPeers int
 	// Contents holds the same per joined content.
@@ -51,7 +61,12 @@ func (h *Host) Stats() Stats {
 		Bans:             h.bans.Load(),
 		Evictions:        h.evictions.Load(),
 		IdleStreamResets: h.idleResets.Load(),
-		Contents:         make(map[string]ContentStats),
+		RequestTimeouts:  h.requestTimeouts.Load(),
+
+		RefusedHandshakes: h.inbound.refusedHandshakes.Load(),
+		RefusedUnadmitted: h.inbound.refusedUnadmitted.Load(),
+		RefusedStreams:    h.inbound.refusedStreams.Load(),
+		Contents:          make(map[string]ContentStats),
 	}
 	now := h.now()
 	admitted := map[any]bool{}

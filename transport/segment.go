@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -31,22 +32,71 @@ func (h *Host) serveSegment(st network.Stream) error {
 	if err := st.Scope().SetService(serviceName); err != nil {
 		return fmt.Errorf("attach to service: %w", err)
 	}
+	remote := st.Conn().RemotePeer()
+	// Admission first, before a byte is read: a peer without a ticket gets
+	// no request read, no buffer and no slot. (The resource manager wrapper
+	// resets its segment streams already while this host evicts unadmitted
+	// peers; this holds when it does not.) The content-specific check
+	// follows in serve.
+	if !h.admittedAnywhere(remote) || h.gater.refused(remote) {
+		return respond(st, statusNotAdmitted)
+	}
+	// Then the caps, still before reading: a peer, or an account through
+	// its many peer IDs, may have only so many requests in progress. One
+	// more is told "busy" at once and the stream closed, never held open
+	// waiting for its request, so stalled streams cannot pile up.
+	release, ok := h.segmentSlots(remote)
+	if !ok {
+		return respond(st, statusBusy)
+	}
+	defer release()
 	if err := st.Scope().ReserveMemory(maxRequestMsg, network.ReservationPriorityAlways); err != nil {
 		return fmt.Errorf("reserve memory: %w", err)
 	}
 	defer st.Scope().ReleaseMemory(maxRequestMsg)
-	if err := st.SetDeadline(time.Now().Add(h.cfg.StreamTimeout)); err != nil {
+	// The request is under 1 KiB and an honest peer writes it at once with
+	// the stream's opening: RequestTimeout is plenty. A stream that stays
+	// silent is a strike against its peer (IdleStreamStrikes bans it).
+	if err := st.SetDeadline(time.Now().Add(h.cfg.RequestTimeout)); err != nil {
 		return err
 	}
 	content, path, urgent, err := readSegmentRequest(io.LimitReader(st, maxRequestMsg))
 	if err != nil {
+		if isTimeout(err) {
+			h.requestTimeouts.Add(1)
+			h.strike(remote, fmt.Sprintf("%d inbound streams without a request for %v", h.cfg.IdleStreamStrikes, h.cfg.RequestTimeout))
+		}
 		return err
 	}
 	s := h.swarm(content)
 	if s == nil {
 		return respond(st, statusBadRequest)
 	}
-	return s.serve(st, st.Conn().RemotePeer(), path, urgent)
+	return s.serve(st, remote, path, urgent)
+}
+
+// segmentSlots takes one of remote's and one of its account's inbound
+// segment slots (Limits.PeerSegmentStreams, AccountSegmentStreams).
+func (h *Host) segmentSlots(remote peer.ID) (release func(), ok bool) {
+	pk, ak := string(remote), h.budgetKey(remote)
+	if !h.peerSegments.acquire(pk) {
+		return nil, false
+	}
+	if !h.accountSegments.acquire(ak) {
+		h.peerSegments.release(pk)
+		return nil, false
+	}
+	return func() {
+		h.accountSegments.release(ak)
+		h.peerSegments.release(pk)
+	}, true
+}
+
+// isTimeout reports whether err is a deadline expiring (yamux's and
+// quic-go's errors are net.Errors with Timeout).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func respond(st network.Stream, status byte) error {

@@ -83,6 +83,7 @@ type ownTicket struct {
 type swarmPeer struct {
 	admittedUntil time.Time
 	admittedCh    chan struct{} // closed at the first admission
+	admittedUs    chan struct{} // closed once it accepted our ticket (have.go)
 	have          Bitfield      // nil until its hello
 	mismatch      bool          // its manifest differs from ours
 	bytesUp       int64
