@@ -627,10 +627,12 @@ func (a *attacker) strangers(ctx context.Context, t *testing.T, plan attackPlan)
 			}
 		})
 	}
-	// The first wave: sockets and identities out.
-	for ctx.Err() == nil && (a.sockets.Load() < int64(plan.HalfOpen) || a.identity.Load() < int64(plan.Identities)/2) {
+	// The first wave: every socket out, and the identities given 2 s
+	// (without the defences most of them cannot even connect).
+	for ctx.Err() == nil && a.sockets.Load() < int64(plan.HalfOpen) {
 		pause(ctx, 50*time.Millisecond)
 	}
+	pause(ctx, 2*time.Second)
 	fmt.Printf("ATTACKING sockets=%d identities=%d streams=%d\n", a.sockets.Load(), a.identity.Load(), a.streams.Load())
 	wg.Wait()
 }
