@@ -459,6 +459,8 @@ func mustAddrs(t *testing.T, ss []string) []ma.Multiaddr {
 type attacker struct {
 	seed                       peer.AddrInfo
 	streams, sockets, identity atomic.Int64
+	mu                         sync.Mutex
+	lastErr                    error
 }
 
 // acceptAll admits anyone: the attacker only needs the seed to admit it.
@@ -634,6 +636,13 @@ func (a *attacker) strangers(ctx context.Context, t *testing.T, plan attackPlan)
 	}
 	pause(ctx, 2*time.Second)
 	fmt.Printf("ATTACKING sockets=%d identities=%d streams=%d\n", a.sockets.Load(), a.identity.Load(), a.streams.Load())
+	for ctx.Err() == nil {
+		pause(ctx, 2*time.Second)
+		a.mu.Lock()
+		last := a.lastErr
+		a.mu.Unlock()
+		fmt.Printf("sockets=%d identities=%d streams=%d; last failed connect: %v\n", a.sockets.Load(), a.identity.Load(), a.streams.Load(), last)
+	}
 	wg.Wait()
 }
 
@@ -650,6 +659,9 @@ func (a *attacker) rotate(ctx context.Context, t *testing.T, listen string, stre
 	err = h.Connect(cctx, a.seed)
 	cancel()
 	if err != nil {
+		a.mu.Lock()
+		a.lastErr = err
+		a.mu.Unlock()
 		pause(ctx, 100*time.Millisecond)
 		return
 	}
