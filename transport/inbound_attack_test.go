@@ -207,7 +207,7 @@ func startAttacker(t *testing.T, dir string, plan attackPlan) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "attack.json"), b, 0o600))
 	lines := startChild(t, "^TestInboundAttackerChild$", inboundAttackerEnv+"="+dir)
-	deadline := time.After(30 * time.Second)
+	deadline := time.After(60 * time.Second)
 	for {
 		select {
 		case l, ok := <-lines:
