@@ -290,9 +290,28 @@ func (c *Client) Nonce(ctx context.Context) (string, error) {
 	return n.Nonce, nil
 }
 
-// Ticket gets a swarm ticket for peerID and content.
-func (c *Client) Ticket(ctx context.Context, peerID, content string) (*TicketResponse, error) {
-	body, err := c.post(ctx, "/v1/ticket", TicketRequest{PeerID: peerID, Content: content}, true)
+// Ticket gets a swarm ticket for the peer whose libp2p identity key is
+// key, and content. It proves possession of key to the server by signing the
+// peer ID, the content, the hash of the token it sends and the time; key
+// never leaves the process. A server that already holds
+// MaxTicketsPerAccount live tickets of the account for content answers 429
+// too_many_tickets (*APIError).
+func (c *Client) Ticket(ctx context.Context, key PeerKey, content string) (*TicketResponse, error) {
+	peerID, err := PeerIDOf(key)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := c.cfg.Token(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("license: token: %w", err)
+	}
+	ms := c.cfg.Now().UnixMilli()
+	p, err := signProof(key, ticketProofMessage(peerID, content, tok, ms), ms)
+	if err != nil {
+		return nil, err
+	}
+	req := TicketRequest{PeerID: peerID, Content: content, PublicKey: p.PublicKey, Time: p.Time, Signature: p.Signature}
+	body, err := c.postToken(ctx, "/v1/ticket", req, tok)
 	if err != nil {
 		return nil, err
 	}
@@ -303,10 +322,18 @@ func (c *Client) Ticket(ctx context.Context, peerID, content string) (*TicketRes
 	return &t, nil
 }
 
-// Announce tells the tracker where the ticket's peer listens and returns
-// up to want peers of the same content, nearest first.
-func (c *Client) Announce(ctx context.Context, encodedTicket string, addrs []string, want int) ([]TrackerPeer, error) {
-	body, err := c.post(ctx, "/v1/announce", AnnounceRequest{Ticket: encodedTicket, Addrs: addrs, Want: want}, false)
+// Announce tells the tracker where the ticket's peer listens, proving with
+// key (the ticket's peer's libp2p identity key) that the announce is the
+// peer's own, and returns up to want peers of the same content, nearest
+// first, and the peers whose entitlement was revoked.
+func (c *Client) Announce(ctx context.Context, key PeerKey, encodedTicket string, addrs []string, want int) (*AnnounceResponse, error) {
+	ms := c.cfg.Now().UnixMilli()
+	p, err := signProof(key, announceProofMessage(encodedTicket, ms, addrs), ms)
+	if err != nil {
+		return nil, err
+	}
+	req := AnnounceRequest{Ticket: encodedTicket, Addrs: addrs, Want: want, PublicKey: p.PublicKey, Time: p.Time, Signature: p.Signature}
+	body, err := c.post(ctx, "/v1/announce", req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -314,10 +341,22 @@ func (c *Client) Announce(ctx context.Context, encodedTicket string, addrs []str
 	if err := json.Unmarshal(body, &a); err != nil {
 		return nil, fmt.Errorf("%w: announce response", ErrLicenseMalformed)
 	}
-	return a.Peers, nil
+	return &a, nil
 }
 
 func (c *Client) post(ctx context.Context, path string, v any, withToken bool) ([]byte, error) {
+	tok := ""
+	if withToken {
+		var err error
+		if tok, err = c.cfg.Token(ctx); err != nil {
+			return nil, fmt.Errorf("license: token: %w", err)
+		}
+	}
+	return c.postToken(ctx, path, v, tok)
+}
+
+// postToken posts v (nil: no body) with tok as the bearer token ("": none).
+func (c *Client) postToken(ctx context.Context, path string, v any, tok string) ([]byte, error) {
 	var rd io.Reader
 	if v != nil {
 		b, err := json.Marshal(v)
@@ -333,11 +372,7 @@ func (c *Client) post(ctx context.Context, path string, v any, withToken bool) (
 	if v != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if withToken {
-		tok, err := c.cfg.Token(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("license: token: %w", err)
-		}
+	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.cfg.HTTPClient.Do(req)
