@@ -297,20 +297,14 @@ func (c *Client) Nonce(ctx context.Context) (string, error) {
 // MaxTicketsPerAccount live tickets of the account for content answers 429
 // too_many_tickets (*APIError).
 func (c *Client) Ticket(ctx context.Context, key PeerKey, content string) (*TicketResponse, error) {
-	peerID, err := PeerIDOf(key)
-	if err != nil {
-		return nil, err
-	}
 	tok, err := c.cfg.Token(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("license: token: %w", err)
 	}
-	ms := c.cfg.Now().UnixMilli()
-	p, err := signProof(key, ticketProofMessage(peerID, content, tok, ms), ms)
+	req, err := NewTicketRequest(key, content, tok, c.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
-	req := TicketRequest{PeerID: peerID, Content: content, PublicKey: p.PublicKey, Time: p.Time, Signature: p.Signature}
 	body, err := c.postToken(ctx, "/v1/ticket", req, tok)
 	if err != nil {
 		return nil, err
@@ -327,12 +321,10 @@ func (c *Client) Ticket(ctx context.Context, key PeerKey, content string) (*Tick
 // peer's own, and returns up to want peers of the same content, nearest
 // first, and the peers whose entitlement was revoked.
 func (c *Client) Announce(ctx context.Context, key PeerKey, encodedTicket string, addrs []string, want int) (*AnnounceResponse, error) {
-	ms := c.cfg.Now().UnixMilli()
-	p, err := signProof(key, announceProofMessage(encodedTicket, ms, addrs), ms)
+	req, err := NewAnnounceRequest(key, encodedTicket, addrs, want, c.cfg.Now())
 	if err != nil {
 		return nil, err
 	}
-	req := AnnounceRequest{Ticket: encodedTicket, Addrs: addrs, Want: want, PublicKey: p.PublicKey, Time: p.Time, Signature: p.Signature}
 	body, err := c.post(ctx, "/v1/announce", req, false)
 	if err != nil {
 		return nil, err

@@ -122,6 +122,34 @@ func signProof(key PeerKey, msg []byte, ms int64) (proof, error) {
 	return p, nil
 }
 
+// NewTicketRequest builds a /v1/ticket request for the peer of key and
+// content, signed with key at now over the token that will be sent with it
+// (as "Authorization: Bearer <token>"). Client.Ticket uses it; other
+// clients may too.
+func NewTicketRequest(key PeerKey, content, token string, now time.Time) (TicketRequest, error) {
+	peerID, err := PeerIDOf(key)
+	if err != nil {
+		return TicketRequest{}, err
+	}
+	ms := now.UnixMilli()
+	p, err := signProof(key, ticketProofMessage(peerID, content, token, ms), ms)
+	if err != nil {
+		return TicketRequest{}, err
+	}
+	return TicketRequest{PeerID: peerID, Content: content, PublicKey: p.PublicKey, Time: p.Time, Signature: p.Signature}, nil
+}
+
+// NewAnnounceRequest builds a /v1/announce request for encodedTicket,
+// signed with key (the ticket's peer's) at now over the ticket and addrs.
+func NewAnnounceRequest(key PeerKey, encodedTicket string, addrs []string, want int, now time.Time) (AnnounceRequest, error) {
+	ms := now.UnixMilli()
+	p, err := signProof(key, announceProofMessage(encodedTicket, ms, addrs), ms)
+	if err != nil {
+		return AnnounceRequest{}, err
+	}
+	return AnnounceRequest{Ticket: encodedTicket, Addrs: addrs, Want: want, PublicKey: p.PublicKey, Time: p.Time, Signature: p.Signature}, nil
+}
+
 // PeerIDOf returns the libp2p peer ID of key, as /v1/ticket wants it.
 func PeerIDOf(key PeerKey) (string, error) {
 	id, err := peer.IDFromPublicKey(key.GetPublic())
