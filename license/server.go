@@ -45,7 +45,7 @@ type Server struct {
 	ipLim   *limiterSet
 	acctLim *limiterSet
 	tracker *tracker
-	book    *ticketBook // live tickets per account and content
+	book    *ticketBook     // live tickets per account and content
 	tickets *TicketVerifier // this server's own key, for /v1/announce
 	tokens  *tokenCache     // verified tokens; nil when Config.TokenCacheSize < 0
 

@@ -161,7 +161,9 @@ func TestTicketNeedsPossession(t *testing.T) {
 			q.Content = movie
 			return q
 		}, 401, license.CodeInvalidProof},
-		{"proof too old", tok, func() license.TicketRequest { return ticketReq(t, keyA, movie, tok, now.Add(-license.ProofSkew-time.Second)) }, 400, license.CodeProofTime},
+		{"proof too old", tok, func() license.TicketRequest {
+			return ticketReq(t, keyA, movie, tok, now.Add(-license.ProofSkew-time.Second))
+		}, 400, license.CodeProofTime},
 		{"replayed proof", tok, func() license.TicketRequest { return replayed }, 409, license.CodeProofReplayed},
 	}
 	for _, tc := range tests {
@@ -331,7 +333,9 @@ func TestAnnounceNeedsPossession(t *testing.T) {
 			return q
 		}, 401, license.CodeInvalidProof},
 		{"replayed announce", func() license.AnnounceRequest { return replayed }, 409, license.CodeProofReplayed},
-		{"stale time", func() license.AnnounceRequest { return announceReq(t, keyA, trA.Encoded, evil, now.Add(-license.ProofSkew-time.Second)) }, 400, license.CodeProofTime},
+		{"stale time", func() license.AnnounceRequest {
+			return announceReq(t, keyA, trA.Encoded, evil, now.Add(-license.ProofSkew-time.Second))
+		}, 400, license.CodeProofTime},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
