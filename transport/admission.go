@@ -14,7 +14,8 @@ import (
 )
 
 // TicketProtocol carries swarm tickets: one stream per presentation.
-const TicketProtocol protocol.ID = "/sealmesh/ticket/1.0.0"
+// Version 2 names the swarm by a tag rather than by its content ID.
+const TicketProtocol protocol.ID = "/sealmesh/ticket/2.0.0"
 
 // TicketVerifier checks that ticket admits the authenticated peer remote to
 // content and returns the admission. cmd and player wire it to the license
@@ -87,7 +88,7 @@ func (h *Host) serveTicket(st network.Stream) error {
 	if err := st.SetDeadline(time.Now().Add(h.cfg.StreamTimeout)); err != nil {
 		return err
 	}
-	content, ticket, err := readTicketMsg(io.LimitReader(st, maxTicketMsg))
+	tag, ticket, err := readTicketMsg(io.LimitReader(st, maxTicketMsg))
 	if err != nil {
 		return err
 	}
@@ -95,11 +96,12 @@ func (h *Host) serveTicket(st network.Stream) error {
 	// proved possession of its key); the ticket must name exactly that ID,
 	// which is what makes a ticket copied off another peer worthless.
 	remote := st.Conn().RemotePeer()
-	s := h.swarm(content)
+	s := h.swarmByTag(tag)
 	if s == nil {
 		_, err := st.Write([]byte{ticketUnknownContent})
 		return err
 	}
+	content := s.content
 	adm, err := s.opts.Verifier.VerifyTicket(ticket, remote, content)
 	if err == nil && !h.now().Before(adm.Expiry) {
 		err = fmt.Errorf("verifier returned an expiry in the past (%s)", adm.Expiry.Format(time.RFC3339))
@@ -124,6 +126,16 @@ func (h *Host) serveTicket(st network.Stream) error {
 		s.presentAsync(remote)
 	}
 	return err
+}
+
+// swarmByTag returns the joined swarm whose tag is tag, or nil.
+func (h *Host) swarmByTag(tag [swarmTagLen]byte) *Swarm {
+	for _, s := range h.swarmsSnapshot() {
+		if swarmTag(s.content) == tag {
+			return s
+		}
+	}
+	return nil
 }
 
 // errRevoked refuses a ticket of a peer the license server said was revoked.
@@ -300,7 +312,7 @@ func (s *Swarm) present(p peer.ID) error {
 	if err != nil {
 		return err
 	}
-	msg, err := encodeTicketMsg(s.content, raw)
+	msg, err := encodeTicketMsg(swarmTag(s.content), raw)
 	if err != nil {
 		return err
 	}
