@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealmesh/sealmesh/keys"
@@ -61,7 +62,17 @@ type Client struct {
 	cfg  ClientConfig
 	kem  hpke.KEM
 	keys map[string]ed25519.PublicKey
+
+	// clockOffset (nanoseconds) corrects this device's clock for proofs of
+	// possession, whose time the server checks against its own: learnt from
+	// the server's Date header after a proof_time refusal (set-top boxes
+	// often boot with a wrong clock).
+	clockOffset atomic.Int64
+	lastDate    atomic.Pointer[dateSample]
 }
+
+// dateSample is the server's Date header and our clock when it came.
+type dateSample struct{ server, local time.Time }
 
 // NewClient checks cfg and returns a Client.
 func NewClient(cfg ClientConfig) (*Client, error) {
@@ -301,13 +312,19 @@ func (c *Client) Ticket(ctx context.Context, key PeerKey, content string) (*Tick
 	if err != nil {
 		return nil, fmt.Errorf("license: token: %w", err)
 	}
-	req, err := NewTicketRequest(key, content, tok, c.cfg.Now())
-	if err != nil {
-		return nil, err
-	}
-	body, err := c.postToken(ctx, "/v1/ticket", req, tok)
-	if err != nil {
-		return nil, err
+	var body []byte
+	for try := 0; ; try++ {
+		req, err := NewTicketRequest(key, content, tok, c.proofNow())
+		if err != nil {
+			return nil, err
+		}
+		body, err = c.postToken(ctx, "/v1/ticket", req, tok)
+		if err == nil {
+			break
+		}
+		if try > 0 || !c.learnClock(err) {
+			return nil, err
+		}
 	}
 	var t TicketResponse
 	if err := json.Unmarshal(body, &t); err != nil || t.Encoded == "" {
@@ -321,19 +338,49 @@ func (c *Client) Ticket(ctx context.Context, key PeerKey, content string) (*Tick
 // peer's own, and returns up to want peers of the same content, nearest
 // first, and the peers whose entitlement was revoked.
 func (c *Client) Announce(ctx context.Context, key PeerKey, encodedTicket string, addrs []string, want int) (*AnnounceResponse, error) {
-	req, err := NewAnnounceRequest(key, encodedTicket, addrs, want, c.cfg.Now())
-	if err != nil {
-		return nil, err
-	}
-	body, err := c.post(ctx, "/v1/announce", req, false)
-	if err != nil {
-		return nil, err
+	var body []byte
+	for try := 0; ; try++ {
+		req, err := NewAnnounceRequest(key, encodedTicket, addrs, want, c.proofNow())
+		if err != nil {
+			return nil, err
+		}
+		body, err = c.post(ctx, "/v1/announce", req, false)
+		if err == nil {
+			break
+		}
+		if try > 0 || !c.learnClock(err) {
+			return nil, err
+		}
 	}
 	var a AnnounceResponse
 	if err := json.Unmarshal(body, &a); err != nil {
 		return nil, fmt.Errorf("%w: announce response", ErrLicenseMalformed)
 	}
 	return &a, nil
+}
+
+// proofNow is the time proofs of possession carry.
+func (c *Client) proofNow() time.Time {
+	return c.cfg.Now().Add(time.Duration(c.clockOffset.Load()))
+}
+
+// learnClock reports whether err is a proof_time refusal after which the
+// clock offset was corrected from the server's Date header, so that a retry
+// may succeed. Only a refusal moves the offset: a correction can make the
+// next proof earlier than the last accepted one, which a replay check would
+// refuse.
+func (c *Client) learnClock(err error) bool {
+	var ae *APIError
+	d := c.lastDate.Load()
+	if !errors.As(err, &ae) || ae.Code != CodeProofTime || d == nil {
+		return false
+	}
+	off := d.server.Sub(d.local)
+	if off > -ProofSkew/2 && off < ProofSkew/2 {
+		return false
+	}
+	c.clockOffset.Store(int64(off))
+	return true
 }
 
 func (c *Client) post(ctx context.Context, path string, v any, withToken bool) ([]byte, error) {
@@ -372,6 +419,9 @@ func (c *Client) postToken(ctx context.Context, path string, v any, tok string) 
 		return nil, fmt.Errorf("license: POST %s: %w", path, err)
 	}
 	defer resp.Body.Close()
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		c.lastDate.Store(&dateSample{server: d, local: c.cfg.Now()})
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, readAPIError(resp)
 	}

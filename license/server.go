@@ -315,6 +315,9 @@ func (s *Server) pre(w http.ResponseWriter, r *http.Request, o routeOpts, h hand
 		}
 		s.corsHeaders(w, r)
 	}
+	// The Date header follows the server's clock (Config.Now), which
+	// proofs of possession are checked against: clients correct theirs by it.
+	w.Header().Set("Date", s.cfg.Now().UTC().Format(http.TimeFormat))
 	if o.method != "" && r.Method != o.method {
 		w.Header().Set("Allow", o.method)
 		return fail(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use "+o.method)

@@ -371,3 +371,18 @@ func TestAnnounceAfterRestart(t *testing.T) {
 	_, err = c.Announce(ctx, keyA, tr.Encoded, nil, 0)
 	require.NoError(t, err)
 }
+
+// A device whose clock is an hour off gets proof_time once, corrects its
+// clock from the server's Date header and succeeds; its later requests
+// carry the corrected time.
+func TestClientCorrectsItsClock(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	skewed := func() time.Time { return e.clock.Now().Add(-time.Hour) }
+	c := e.client(t, e.token(t, "acct-1", []string{movie}), func(cc *license.ClientConfig) { cc.Now = skewed })
+	tr, err := c.Ticket(ctx, keyA, movie)
+	require.NoError(t, err)
+	e.clock.Add(2 * time.Second) // past the Date header's one-second resolution
+	_, err = c.Announce(ctx, keyA, tr.Encoded, nil, 0)
+	require.NoError(t, err)
+}
