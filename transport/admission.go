@@ -41,7 +41,8 @@ type Admission struct {
 
 // budgetKey returns the key p's inbound budget is counted under: the Budget
 // of its admission (in the first swarm, by content ID, that admits it now),
-// or its peer ID when it has none.
+// or its peer ID when it has none. It takes h.mu and each Swarm.mu in turn:
+// call it with neither held.
 func (h *Host) budgetKey(p peer.ID) string {
 	now := h.now()
 	best, key := "", ""
@@ -294,11 +295,31 @@ func (s *Swarm) presentAsync(p peer.ID) {
 	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		if err := s.present(p); err != nil && s.ctx.Err() == nil {
-			s.log.Debug("present ticket", "remote", p.String(), "err", err)
+		// Each side presents once per connection (the listener once per
+		// admission), so a presentation lost to a transient stream error
+		// would cost the admission: retry a few times while still connected.
+		backoff := 100 * time.Millisecond
+		for try := 1; ; try++ {
+			err := s.present(p)
+			if err == nil || s.ctx.Err() != nil {
+				return
+			}
+			s.log.Debug("present ticket", "remote", p.String(), "try", try, "err", err)
+			if errors.Is(err, errTicketRefused) || try == presentTries || s.h.h.Network().Connectedness(p) != network.Connected {
+				return
+			}
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff *= 2
 		}
 	}()
 }
+
+// presentTries bounds the attempts of one presentation.
+const presentTries = 3
 
 var errTicketRefused = errors.New("peer refused our ticket")
 
