@@ -69,6 +69,7 @@ type Client struct {
 	// often boot with a wrong clock).
 	clockOffset atomic.Int64
 	lastDate    atomic.Pointer[dateSample]
+	lastProof   atomic.Int64 // Unix milliseconds of the last proof sent
 }
 
 // dateSample is the server's Date header and our clock when it came.
@@ -359,9 +360,19 @@ func (c *Client) Announce(ctx context.Context, key PeerKey, encodedTicket string
 	return &a, nil
 }
 
-// proofNow is the time proofs of possession carry.
+// proofNow is the time proofs of possession carry: the corrected clock, in
+// milliseconds, and always later than the last one this client used, since
+// the server refuses a proof not later than the peer's last (a clock that
+// steps back, or two requests in one millisecond).
 func (c *Client) proofNow() time.Time {
-	return c.cfg.Now().Add(time.Duration(c.clockOffset.Load()))
+	now := c.cfg.Now().Add(time.Duration(c.clockOffset.Load())).UnixMilli()
+	for {
+		last := c.lastProof.Load()
+		ms := max(now, last+1)
+		if c.lastProof.CompareAndSwap(last, ms) {
+			return time.UnixMilli(ms)
+		}
+	}
 }
 
 // learnClock reports whether err is a proof_time refusal after which the
@@ -380,6 +391,7 @@ func (c *Client) learnClock(err error) bool {
 		return false
 	}
 	c.clockOffset.Store(int64(off))
+	c.lastProof.Store(0) // the refused proofs were never accepted
 	return true
 }
 

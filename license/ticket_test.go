@@ -386,3 +386,23 @@ func TestClientCorrectsItsClock(t *testing.T) {
 	_, err = c.Announce(ctx, keyA, tr.Encoded, nil, 0)
 	require.NoError(t, err)
 }
+
+// Proofs from one client are strictly later than each other even when its
+// clock stands still or steps back, so renewals and announces in quick
+// succession are not mistaken for replays.
+func TestClientProofTimesIncrease(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	c := e.client(t, e.token(t, "acct-1", []string{movie}))
+	tr, err := c.Ticket(ctx, keyA, movie)
+	require.NoError(t, err)
+	_, err = c.Ticket(ctx, keyA, movie)
+	require.NoError(t, err, "a renewal in the same millisecond")
+	for range 3 {
+		_, err = c.Announce(ctx, keyA, tr.Encoded, nil, 0)
+		require.NoError(t, err)
+	}
+	e.clock.Add(-time.Second)
+	_, err = c.Announce(ctx, keyA, tr.Encoded, nil, 0)
+	require.NoError(t, err, "after the clock stepped back")
+}
