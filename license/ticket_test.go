@@ -402,6 +402,9 @@ func TestClientProofTimesIncrease(t *testing.T) {
 		_, err = c.Announce(ctx, keyA, tr.Encoded, nil, 0)
 		require.NoError(t, err)
 	}
+	e.clock.Add(5 * time.Second)
+	_, err = c.Announce(ctx, keyA, tr.Encoded, nil, 0)
+	require.NoError(t, err)
 	e.clock.Add(-time.Second)
 	_, err = c.Announce(ctx, keyA, tr.Encoded, nil, 0)
 	require.NoError(t, err, "after the clock stepped back")
