@@ -2,6 +2,7 @@ package license_test
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -408,4 +409,25 @@ func TestClientProofTimesIncrease(t *testing.T) {
 	e.clock.Add(-time.Second)
 	_, err = c.Announce(ctx, keyA, tr.Encoded, nil, 0)
 	require.NoError(t, err, "after the clock stepped back")
+}
+
+// A peer ID that does not embed its key (RSA) proves possession with the
+// key sent beside it, which must be the peer ID's own.
+func TestTicketForRSAPeer(t *testing.T) {
+	e := newEnv(t)
+	tok := e.token(t, "acct-1", []string{movie})
+	rsaKey, _, err := crypto.GenerateRSAKeyPair(2048, rand.Reader)
+	require.NoError(t, err)
+	_, err = e.client(t, tok).Ticket(t.Context(), rsaKey, movie)
+	require.NoError(t, err)
+
+	q := ticketReq(t, rsaKey, movie, tok, e.clock.Now().Add(time.Second))
+	other, _, err := crypto.GenerateRSAKeyPair(2048, rand.Reader)
+	require.NoError(t, err)
+	q2 := ticketReq(t, other, movie, tok, e.clock.Now().Add(time.Second))
+	q.PublicKey, q.Signature = q2.PublicKey, q2.Signature
+	r := e.do(t, http.MethodPost, "/v1/ticket", tok, q)
+	require.Equal(t, http.StatusUnauthorized, r.status, "%s", r.body)
+	require.Equal(t, license.CodeInvalidProof, r.errCode(t))
+	require.Contains(t, string(r.body), "not the key of peer_id")
 }
