@@ -390,7 +390,7 @@ func fetchManifest(ctx context.Context, cfg *Config, noCache bool) (*segment.Man
 	}
 	m, err := segment.ParseManifest(data, cfg.ManifestKeys)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrManifest, err)
+		return nil, fmt.Errorf("%w: %w", ErrManifest, err)
 	}
 	if m.ContentID != cfg.Content {
 		return nil, fmt.Errorf("%w: the origin's manifest is for %q, not %q", ErrManifest, m.ContentID, cfg.Content)
