@@ -23,7 +23,8 @@ import (
 // TestDeploymentWalkthrough runs the README's deployment as separate OS
 // processes: keys init, pack, license serve, a static origin, a seed (no
 // keys) and a player whose local HLS URL ffmpeg decodes to the source's
-// frames. The seed and the player are separate processes talking libp2p.
+// frames. The seed and the player are separate processes talking libp2p,
+// with the public keys pinned by flag as the README shows.
 func TestDeploymentWalkthrough(t *testing.T) {
 	ffmpeg := interop.FFmpeg(t)
 	dir := t.TempDir()
@@ -46,7 +47,14 @@ func TestDeploymentWalkthrough(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	viewerToken := strings.TrimSpace(r.stdout)
 
-	common := []string{"--origin", origin.URL + "/film/", "--license", lic, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}
+	// The README's pinned form: the public keys from `keys list --pins`,
+	// nothing fetched from the plain-HTTP license server.
+	r = sealmesh(t, dir, nil, "keys", "list", "--keystore", ks, "--pins")
+	require.Equal(t, 0, r.code, r.stderr)
+	pins := strings.Fields(r.stdout)
+	require.Len(t, pins, 4, "keys list --pins printed %q", r.stdout)
+	require.Equal(t, []string{"--license-key", "--manifest-key"}, []string{pins[0], pins[2]})
+	common := append([]string{"--origin", origin.URL + "/film/", "--license", lic, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, pins...)
 	seed, seedOut := startPeer(t, dir, seedToken, append([]string{"peer", "seed", "film"}, common...)...)
 	require.Contains(t, firstLine(t, seedOut), "seeding")
 	// Let the seed fetch the content from the origin.
