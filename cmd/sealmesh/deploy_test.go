@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -111,4 +112,25 @@ func stopPeer(t *testing.T, cmd *exec.Cmd) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("peer did not stop on SIGTERM")
 	}
+}
+
+// TestPeerRefusesKeysOverPlainHTTP: `peer play` and `peer seed` without
+// pinned keys and with a plain-HTTP --license stop before fetching anything,
+// saying how to pin the keys; a request to the license server would fail
+// the test.
+func TestPeerRefusesKeysOverPlainHTTP(t *testing.T) {
+	var hits atomic.Int64
+	lic := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1); http.NotFound(w, nil) }))
+	defer lic.Close()
+	for _, mode := range []string{"play", "seed"} {
+		for _, pins := range [][]string{nil, {"--license-key", strings.Repeat("ab", 32)}} {
+			r := sealmesh(t, t.TempDir(), []string{"SEALMESH_TOKEN=x"}, append([]string{"peer", mode, "film",
+				"--origin", "http://127.0.0.1:1/film/", "--license", lic.URL, "--no-p2p"}, pins...)...)
+			require.Equal(t, 2, r.code, "peer %s %v: %s", mode, pins, r.stderr)
+			for _, want := range []string{"not pinned", "plain HTTP", "sealmesh keys list --pins", "--insecure-http-keys", "https://"} {
+				require.Contains(t, r.stderr, want, "peer %s %v", mode, pins)
+			}
+		}
+	}
+	require.Zero(t, hits.Load(), "no request may reach a plain-HTTP license server for keys")
 }
