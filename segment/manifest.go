@@ -84,7 +84,8 @@ type Manifest struct {
 	// another has a higher one, so a player that has seen sequence N refuses
 	// an older, validly signed manifest of the same content (a rollback to
 	// other files or keys). Pack and Import set it with NextSequence. Absent
-	// (0) in manifests packed before the field existed.
+	// (0) in manifests packed before the field existed. Milliseconds since
+	// 1970 stay far below 2^53, so JavaScript readers read it exactly.
 	Sequence        uint64      `json:"sequence,omitempty"`
 	Scheme          Scheme      `json:"scheme"`
 	Created         time.Time   `json:"created"`
@@ -231,8 +232,10 @@ func SignManifest(m *Manifest, signer crypto.Signer) ([]byte, error) {
 type TrustedKeys map[string]ed25519.PublicKey
 
 // ParseManifest verifies data's signature against trusted and only then
-// decodes and validates the manifest. Errors wrap ErrMalformedManifest or
-// ErrBadSignature.
+// decodes and validates the manifest, and records the digest of the signed
+// bytes (see Digest). Errors wrap ErrMalformedManifest or ErrBadSignature.
+// Whether the manifest is the current one of its content (not an older one
+// replayed) is for the caller to judge, by Sequence and Digest.
 func ParseManifest(data []byte, trusted TrustedKeys) (*Manifest, error) {
 	// Verify before use: nothing inside the manifest is looked at (beyond
 	// locating the signed bytes) until the signature checks.
