@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -84,7 +85,7 @@ func TestInboundSeedChild(t *testing.T) {
 	require.NoError(t, err)
 	defer h.Close()
 	_, err = h.Join(ctx, m.ContentID, m, transport.SwarmOptions{
-		Verifier: verifier{pub: ed25519.PublicKey(read("authority.pub")), now: time.Now},
+		Verifier: accountVerifier{verifier: verifier{pub: ed25519.PublicKey(read("authority.pub")), now: time.Now}, dir: dir},
 		Tickets:  fixedTicket(read("ticket"), time.Now().Add(10*time.Minute)),
 		Store:    store,
 	})
@@ -108,6 +109,28 @@ func TestInboundSeedChild(t *testing.T) {
 	}
 }
 
+// accountVerifier is the test verifier with the license server's account
+// budget: a ticket of a peer listed in dir/accounts.json (written by the
+// test before its attacker starts) carries that account's Budget, as
+// every ticket of one subscription does; any other peer is its own
+// account.
+type accountVerifier struct {
+	verifier
+	dir string
+}
+
+func (v accountVerifier) VerifyTicket(ticket []byte, remote peer.ID, content string) (transport.Admission, error) {
+	adm, err := v.verifier.VerifyTicket(ticket, remote, content)
+	if err != nil {
+		return adm, err
+	}
+	var accounts map[string]string
+	if b, err := os.ReadFile(filepath.Join(v.dir, "accounts.json")); err == nil && json.Unmarshal(b, &accounts) == nil {
+		adm.Budget = accounts[remote.String()]
+	}
+	return adm, nil
+}
+
 // seedReports keeps the seed process's latest Stats.
 type seedReports struct {
 	mu   sync.Mutex
@@ -122,7 +145,7 @@ func (r *seedReports) get() transport.Stats {
 
 // startInboundSeed runs TestInboundSeedChild serving n's content and returns
 // its TCP address and its reports.
-func startInboundSeed(t *testing.T, n *testNet) (peer.AddrInfo, *seedReports) {
+func startInboundSeed(t *testing.T, n *testNet) (peer.AddrInfo, *seedReports, string) {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "authority.pub"), n.auth.pub, 0o600))
@@ -161,7 +184,7 @@ func startInboundSeed(t *testing.T, n *testNet) (peer.AddrInfo, *seedReports) {
 			}
 		}
 	}()
-	return info, reports
+	return info, reports, dir
 }
 
 func identityIn(t *testing.T, path string) peer.ID {
@@ -317,7 +340,7 @@ func TestTicketedStreamFlood(t *testing.T) {
 	}
 	const identities, streams, rounds = 20, 16, 15
 	n := newNet(t)
-	seed, reports := startInboundSeed(t, n)
+	seed, reports, seedDir := startInboundSeed(t, n)
 	seed = onlyTCP(seed)
 
 	long := n.host(func(c *transport.Config) { c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"} })
@@ -326,6 +349,7 @@ func TestTicketedStreamFlood(t *testing.T) {
 	hasCandidate(t, sLong, n.fx.paths[1], seed.ID)
 
 	dir := t.TempDir()
+	accounts := map[string]string{}
 	plan := attackPlan{Kind: "ticketed", Streams: streams}
 	for _, a := range seed.Addrs {
 		plan.Seed = append(plan.Seed, a.String()+"/p2p/"+seed.ID.String())
@@ -333,7 +357,11 @@ func TestTicketedStreamFlood(t *testing.T) {
 	for i := range identities {
 		id := identityIn(t, filepath.Join(dir, fmt.Sprintf("id-%d", i)))
 		plan.Tickets = append(plan.Tickets, n.auth.issue(id, content, time.Now().Add(10*time.Minute)))
+		accounts[id.String()] = "one-subscription"
 	}
+	b, err := json.Marshal(accounts)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(seedDir, "accounts.json"), b, 0o600))
 	startAttacker(t, dir, plan)
 
 	longOK, freshOK := honestRounds(t, n, seed, sLong, rounds)
@@ -363,7 +391,7 @@ func TestStrangerFlood(t *testing.T) {
 	}
 	const rounds = 15
 	n := newNet(t)
-	seed, reports := startInboundSeed(t, n)
+	seed, reports, _ := startInboundSeed(t, n)
 	seed = onlyTCP(seed)
 
 	long := n.host(func(c *transport.Config) { c.ListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"} })
@@ -440,13 +468,6 @@ type attacker struct {
 	streams, sockets, identity atomic.Int64
 	mu                         sync.Mutex
 	lastErr                    error
-}
-
-// acceptAll admits anyone: the attacker only needs the seed to admit it.
-type acceptAll struct{}
-
-func (acceptAll) VerifyTicket([]byte, peer.ID, string) (time.Time, error) {
-	return time.Now().Add(10 * time.Minute), nil
 }
 
 // stall opens segment streams to the seed on h, keeping n of them open
@@ -546,7 +567,7 @@ func (a *attacker) ticketed(ctx context.Context, t *testing.T, dir string, plan 
 	wg.Wait()
 }
 
-// presentTicket runs the ticket protocol by hand (version, content,
+// presentTicket runs the ticket protocol by hand (version 2, swarm tag,
 // ticket; one status byte back).
 func presentTicket(ctx context.Context, h *transport.Host, seed peer.ID, ticket []byte) {
 	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -556,8 +577,8 @@ func presentTicket(ctx context.Context, h *transport.Host, seed peer.ID, ticket 
 		return
 	}
 	defer st.Close()
-	msg := []byte{1, byte(len(content))}
-	msg = append(msg, content...)
+	tag := sha256.Sum256([]byte("sealmesh swarm tag v1\x00" + content))
+	msg := append([]byte{2}, tag[:]...)
 	msg = append(msg, byte(len(ticket)>>8), byte(len(ticket)))
 	msg = append(msg, ticket...)
 	_ = st.SetDeadline(time.Now().Add(2 * time.Second))
