@@ -50,6 +50,13 @@
 // exempt from eviction (not from admission), and a host that joined no
 // content evicts nobody (a DHT bootstrap node).
 //
+// Meanwhile a peer without an admission may only run the ticket exchange
+// (and libp2p identify): any other protocol is reset before a handler runs,
+// and it may hold 4 inbound streams. Per source address and /24 (IPv6: /64
+// and /56) a few inbound connections may be unfinished handshakes or belong
+// to such peers; past that they are closed at once (inbound.go), so one
+// source cannot fill the resource manager's shared transient scope.
+//
 // Each swarm asks its TicketSource again once 80% of the current ticket's
 // lifetime has passed and, when it gets new bytes, presents them to every
 // connected peer it may show them to, which extends the admission.
@@ -136,6 +143,14 @@
 //	                            resets is banned (NegotiationTimeout,
 //	                            IdleStreamStrikes)
 //	admission grace             5 s; eviction 1 min; ban for the session
+//	inbound TCP handshake       3 s (HandshakeTimeout; go-libp2p: 15 s)
+//	per source (and its /24)    4 (8) unfinished handshakes, 4 (16)
+//	                            connections without an admission; loopback
+//	                            exempt unless Limits.LimitLoopback
+//	inbound segment requests    4 in progress per peer, 8 per account
+//	                            (ticket budget), then "busy" unread; the
+//	                            request within 2 s (RequestTimeout) or a
+//	                            strike (IdleStreamStrikes)
 //	upload (UploadPolicy)       2 concurrent (then "busy"; urgent requests
 //	                            get 1 more and most of the rate), optional shared
 //	                            token bucket (MaxRate), consume-only
