@@ -33,7 +33,7 @@ func TestIdleStreamFloodReset(t *testing.T) {
 	)
 	n := newNet(t)
 	seed := n.host() // default negotiation timeout and strikes
-	n.join(seed, n.fx.full())
+	sSeed := n.join(seed, n.fx.full())
 	honest := n.host()
 	sHonest := n.join(honest, nil)
 	connect(t, honest, seed)
@@ -44,6 +44,10 @@ func TestIdleStreamFloodReset(t *testing.T) {
 		hosts[i] = n.host(func(c *transport.Config) { c.AdmissionGrace = -1 }) // the attackers themselves never evict
 		n.join(hosts[i], nil)
 		connect(t, hosts[i], seed)
+		// Admitted before the flood: until then the seed holds a peer to
+		// a few streams (Limits.UnadmittedStreams), and a late attacker
+		// flooding alone is not enough pressure to be banned.
+		admitted(t, sSeed, hosts[i].ID())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
