@@ -71,15 +71,17 @@ func (f flippingStore) Get(p string) ([]byte, bool) {
 }
 
 type pageResult struct {
-	Peer      string   `json:"peer"`
-	Admitted  any      `json:"admitted"`
-	Bytes     int      `json:"bytes"`
-	Status    *int     `json:"status"`
-	Error     string   `json:"error"`
-	Banned    int      `json:"banned"`
-	Transport string   `json:"transport"`
-	Fatal     string   `json:"fatal"`
-	Logs      []string `json:"logs"`
+	Peer      string `json:"peer"`
+	Admitted  any    `json:"admitted"`
+	Bytes     int    `json:"bytes"`
+	Status    *int   `json:"status"`
+	Error     string `json:"error"`
+	Banned    int    `json:"banned"`
+	Transport string `json:"transport"`
+	Fatal     string `json:"fatal"`
+	// ManifestError is set when the page refused the manifest.
+	ManifestError string   `json:"manifestError"`
+	Logs          []string `json:"logs"`
 
 	HarnessError string `json:"harnessError"`
 }
@@ -102,7 +104,13 @@ try {
   const node = await sm.createNode()
   const me = node.peerId.toString()
   const data = new Uint8Array(await (await fetch('/manifest')).arrayBuffer())
-  const m = await sm.verifyManifest(data, { [cfg.keyID]: fromHex(cfg.keyHex) })
+  let m
+  try {
+    m = await sm.verifyManifest(data, { [cfg.keyID]: fromHex(cfg.keyHex) })
+  } catch (e) {
+    window.__result = { manifestError: e.name + ': ' + e.message }
+    throw e
+  }
   const peer = await sm.dial(node, cfg.seedAddr, AbortSignal.timeout(10000))
   const transport = node.getConnections(peer).map((c) => c.remoteAddr.toString()).join(' ')
   let admitted = null
@@ -118,7 +126,7 @@ try {
   window.__result = { peer: me, admitted, bytes, status, error, banned: bans.size, transport }
   await node.stop()
 } catch (e) {
-  window.__result = { fatal: String(e && e.stack || e) }
+  if (window.__result === undefined) window.__result = { fatal: String(e && e.stack || e) }
 }
 </script>`
 
@@ -149,7 +157,7 @@ func TestBrowserFetchesFromGoSeed(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, ticket string
-		flip         bool
+		flip, tamper bool
 		check        func(t *testing.T, r pageResult, up int64)
 	}{
 		{name: "ticket", ticket: "own", check: func(t *testing.T, r pageResult, up int64) {
@@ -176,6 +184,10 @@ func TestBrowserFetchesFromGoSeed(t *testing.T) {
 			require.Zero(t, r.Bytes, "bad bytes are never handed to the page")
 			require.Contains(t, r.Error, "PeerBannedError")
 			require.Equal(t, 1, r.Banned)
+		}},
+		{name: "tampered manifest", ticket: "own", tamper: true, check: func(t *testing.T, r pageResult, up int64) {
+			require.Contains(t, r.ManifestError, "signature does not verify")
+			require.Zero(t, up)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -217,7 +229,13 @@ func TestBrowserFetchesFromGoSeed(t *testing.T) {
 				w.Header().Set("Content-Type", "text/javascript")
 				http.ServeFile(w, r, bundle)
 			})
-			mux.HandleFunc("GET /manifest", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(raw) })
+			served := raw
+			if tc.tamper {
+				// One more byte of file: still valid JSON, no longer what was signed.
+				served = bytes.Replace(raw, fmt.Appendf(nil, `"size": %d`, file.Size), fmt.Appendf(nil, `"size": %d`, file.Size+1), 1)
+				require.NotEqual(t, raw, served)
+			}
+			mux.HandleFunc("GET /manifest", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(served) })
 			mux.HandleFunc("GET /config", func(w http.ResponseWriter, r *http.Request) {
 				_ = json.NewEncoder(w).Encode(map[string]string{
 					"keyID": key.KeyID, "keyHex": key.PublicHex, "seedAddr": wt, "path": path, "ticket": tc.ticket,
@@ -244,6 +262,11 @@ func TestBrowserFetchesFromGoSeed(t *testing.T) {
 			r := runPage(t, nodeDir, chromium, srv.URL+"/")
 			t.Logf("page: %+v", r)
 			require.Empty(t, r.Fatal, "page failed: %s\nlogs: %s", r.Fatal, strings.Join(r.Logs, "\n"))
+			if tc.tamper {
+				tc.check(t, r, sw.Stats().BytesUp)
+				return
+			}
+			require.Empty(t, r.ManifestError)
 			require.Contains(t, r.Transport, "/webtransport", "the page reached the seed over WebTransport")
 			tc.check(t, r, sw.Stats().BytesUp)
 		})
