@@ -78,6 +78,7 @@ type pageResult struct {
 	Error     string `json:"error"`
 	Banned    int    `json:"banned"`
 	Transport string `json:"transport"`
+	SeedHas   bool   `json:"seedHas"` // the seed's have-map reached the page and lists the path
 	Fatal     string `json:"fatal"`
 	// ManifestError is set when the page refused the manifest.
 	ManifestError string   `json:"manifestError"`
@@ -111,6 +112,8 @@ try {
     window.__result = { manifestError: e.name + ': ' + e.message }
     throw e
   }
+  const have = new sm.HaveMap(m)
+  await sm.listenHave(node, have)
   const peer = await sm.dial(node, cfg.seedAddr, AbortSignal.timeout(10000))
   const transport = node.getConnections(peer).map((c) => c.remoteAddr.toString()).join(' ')
   let admitted = null
@@ -118,12 +121,18 @@ try {
     const t = new Uint8Array(await (await fetch('/ticket?peer=' + (cfg.ticket === 'other' ? 'other' : me))).arrayBuffer())
     try { await sm.presentTicket(node, peer, m.body.content_id, t, AbortSignal.timeout(10000)); admitted = true } catch (e) { admitted = e.name + ': ' + e.message }
   }
+  // Once admitted, the seed sends its have-map: wait (bounded) for it.
+  let seedHas = false
+  for (const end = Date.now() + 5000; admitted === true && !seedHas && Date.now() < end;) {
+    seedHas = have.has(peer.toString(), cfg.path)
+    if (!seedHas) await new Promise((r) => setTimeout(r, 20))
+  }
   const bans = new sm.PeerBans()
   let bytes = 0, status = null, error = ''
   try {
     bytes = (await sm.fetchSegment(node, bans, peer, m, cfg.path, { signal: AbortSignal.timeout(10000) })).length
   } catch (e) { error = e.name + ': ' + e.message; status = e.status ?? null }
-  window.__result = { peer: me, admitted, bytes, status, error, banned: bans.size, transport }
+  window.__result = { peer: me, admitted, bytes, status, error, banned: bans.size, transport, seedHas }
   await node.stop()
 } catch (e) {
   if (window.__result === undefined) window.__result = { fatal: String(e && e.stack || e) }
@@ -162,6 +171,7 @@ func TestBrowserFetchesFromGoSeed(t *testing.T) {
 	}{
 		{name: "ticket", ticket: "own", check: func(t *testing.T, r pageResult, up int64) {
 			require.Equal(t, true, r.Admitted)
+			require.True(t, r.SeedHas, "the page learnt from the seed's have stream that it holds %s", path)
 			require.Empty(t, r.Error)
 			require.Equal(t, int(file.Size), r.Bytes, "the page got the verified file")
 			require.Equal(t, file.Size, up)
@@ -169,6 +179,7 @@ func TestBrowserFetchesFromGoSeed(t *testing.T) {
 		{name: "no ticket", ticket: "none", check: func(t *testing.T, r pageResult, up int64) {
 			require.Zero(t, r.Bytes)
 			require.Zero(t, up, "the seed sent no byte to a page without a ticket")
+			require.False(t, r.SeedHas, "no have-map for an unadmitted page")
 			require.NotEmpty(t, r.Error)
 		}},
 		{name: "another peer's ticket", ticket: "other", check: func(t *testing.T, r pageResult, up int64) {

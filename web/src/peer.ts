@@ -13,10 +13,11 @@ import type { PeerId, PrivateKey, Stream } from '@libp2p/interface'
 
 import { PeerBans } from './bans.js'
 import { Reader } from './bytes.js'
+import type { HaveMap } from './have.js'
 import type { VerifiedManifest } from './manifest.js'
 import { OffenceError, readSegment } from './segment.js'
 import {
-  SEGMENT_PROTOCOL, TICKET_PROTOCOL, TicketStatus, encodeSegmentRequest, encodeTicketMsg, readTicketReply, swarmTag
+  HAVE_PROTOCOL, SEGMENT_PROTOCOL, TICKET_PROTOCOL, TicketStatus, encodeSegmentRequest, encodeTicketMsg, readTicketReply, swarmTag
 } from './wire.js'
 
 export interface NodeOptions {
@@ -102,4 +103,15 @@ export async function fetchSegment (
   } finally {
     if (s.status === 'open') s.abort(new Error('done'))
   }
+}
+
+/**
+ * listenHave feeds peers' have streams into have. Go hosts open one only
+ * to peers they admitted, so call it before presenting tickets.
+ */
+export async function listenHave (node: Libp2p, have: HaveMap): Promise<void> {
+  await node.handle(HAVE_PROTOCOL, (stream, conn) => {
+    have.consume(conn.remotePeer.toString(), stream)
+      .catch((e: Error) => { stream.abort(e) })
+  })
 }
