@@ -15,7 +15,7 @@ import { PeerBans } from './bans.js'
 import { Reader } from './bytes.js'
 import type { HaveMap } from './have.js'
 import type { VerifiedManifest } from './manifest.js'
-import { OffenceError, readSegment } from './segment.js'
+import { IdleTimeoutError, OffenceError, readSegment, withIdleTimeout } from './segment.js'
 import {
   HAVE_PROTOCOL, SEGMENT_PROTOCOL, TICKET_PROTOCOL, TicketStatus, encodeSegmentRequest, encodeTicketMsg, readTicketReply, swarmTag
 } from './wire.js'
@@ -79,12 +79,14 @@ export class PeerBannedError extends Error {
  * the verified manifest before returning it (see readSegment). A peer that
  * commits an offence is banned and the call throws PeerBannedError; a status
  * other than OK throws SegmentRefusedError; resets and aborts throw as they
- * are, without a ban.
+ * are, without a ban, and so does IdleTimeoutError when no byte came for
+ * opts.idleMs (default 5 s, as on Go hosts).
  */
 export async function fetchSegment (
   node: Libp2p, bans: PeerBans, peer: PeerId, m: VerifiedManifest, path: string,
-  opts: { urgent?: boolean, signal?: AbortSignal } = {}
+  opts: { urgent?: boolean, signal?: AbortSignal, idleMs?: number } = {}
 ): Promise<Uint8Array> {
+  const idleMs = opts.idleMs ?? 5000
   const id = peer.toString()
   if (bans.isBanned(id)) throw new PeerBannedError(id, new Error('banned earlier'))
   const f = m.lookup(path)
@@ -93,7 +95,7 @@ export async function fetchSegment (
   const s = await node.dialProtocol(peer, SEGMENT_PROTOCOL, { signal: opts.signal })
   try {
     await writeAll(s, req, opts.signal)
-    return await readSegment(new Reader(s), f)
+    return await readSegment(new Reader(withIdleTimeout(s, idleMs, () => { s.abort(new IdleTimeoutError(idleMs)) })), f)
   } catch (e) {
     if (e instanceof OffenceError) {
       bans.ban(id, e.message)

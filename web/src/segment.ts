@@ -61,3 +61,30 @@ export async function readSegment (r: Reader, f: ManifestFile): Promise<Uint8Arr
   }
   return data
 }
+
+/** IdleTimeoutError: no byte came for the idle timeout (not an offence). */
+export class IdleTimeoutError extends Error {
+  constructor (readonly ms: number) {
+    super(`no byte for ${ms} ms`)
+    this.name = 'IdleTimeoutError'
+  }
+}
+
+/**
+ * withIdleTimeout passes src through and calls onIdle when no chunk came
+ * for ms (the stream's owner then aborts it, which ends src). A peer killed
+ * without closing its connection is otherwise noticed only at QUIC's idle
+ * timeout, like transport.Config.IdleTimeout on Go hosts.
+ */
+export async function * withIdleTimeout<T> (src: AsyncIterable<T>, ms: number, onIdle: () => void): AsyncGenerator<T> {
+  let timer = setTimeout(onIdle, ms)
+  try {
+    for await (const c of src) {
+      clearTimeout(timer)
+      yield c
+      timer = setTimeout(onIdle, ms)
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+}

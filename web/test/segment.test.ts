@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto'
 
 import { Reader, chunks } from '../src/bytes.js'
 import type { ManifestFile } from '../src/manifest.js'
-import { OffenceError, SegmentRefusedError, readSegment } from '../src/segment.js'
+import { IdleTimeoutError, OffenceError, SegmentRefusedError, readSegment, withIdleTimeout } from '../src/segment.js'
 import { encodeResponseHeader } from '../src/wire.js'
 
 const body = new Uint8Array(5000).map((_, i) => i * 31)
@@ -36,4 +36,23 @@ test('readSegment returns verified bytes and classifies misbehaviour', async () 
   await assert.rejects(readSegment(new Reader(chunks(encodeResponseHeader(1, 0))), file), (e: unknown) => e instanceof SegmentRefusedError && e.status === 1, 'not admitted')
   await assert.rejects(readSegment(new Reader(chunks(encodeResponseHeader(3, 0))), file), SegmentRefusedError, 'busy')
   await assert.rejects(readSegment(new Reader(resetAfter(ok)), file), (e: unknown) => !(e instanceof OffenceError) && (e as Error).message === 'stream reset', 'a reset is not an offence')
+})
+
+test('withIdleTimeout calls onIdle when the source stalls, not while it flows', async () => {
+  let release: (e: Error) => void = () => {}
+  const stalled = new Promise<never>((_resolve, reject) => { release = reject })
+  async function * src (): AsyncGenerator<Uint8Array> {
+    yield encodeResponseHeader(0, body.length)
+    yield body.subarray(0, 10)
+    await stalled // a peer that stops sending without closing
+  }
+  let idle = 0
+  const r = new Reader(withIdleTimeout(src(), 50, () => { idle++; release(new IdleTimeoutError(50)) }))
+  await assert.rejects(readSegment(r, file), (e: unknown) => e instanceof IdleTimeoutError && !(e instanceof OffenceError))
+  assert.equal(idle, 1)
+
+  let never = 0
+  const ok = encodeResponseHeader(0, body.length)
+  assert.deepEqual(await readSegment(new Reader(withIdleTimeout(chunks(ok, body), 10_000, () => { never++ })), file), body)
+  assert.equal(never, 0)
 })
