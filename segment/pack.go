@@ -39,18 +39,14 @@ const (
 // CommonSystemID is the W3C Common PSSH system ID, used for Clear Key.
 const CommonSystemID = "1077efecc0b24d02ace33c1e52e2fb4b"
 
-// ErrOutputExists: the output folder exists and Force was not set.
+// ErrOutputExists: the output folder holds sealmesh output and Force was
+// not set (or it is a file, or it changed while packing).
 var ErrOutputExists = errors.New("output already exists")
 
-// Key is one content key and its KID as the packager needs them. It prints
-// its KID only.
-type Key struct {
-	KID [16]byte
-	Key []byte // 16 bytes
-}
-
-// String shows the KID only: key bytes never print.
-func (k Key) String() string { return "Key{kid=" + hex.EncodeToString(k.KID[:]) + "}" }
+// ErrForeignOutput: the output folder is not empty and holds no sealmesh
+// output signed by the run's signing key, so it is never replaced, even with
+// Force.
+var ErrForeignOutput = errors.New("output folder holds other files")
 
 // KeySource returns the key of crypto period p (0-based). Pack calls it once
 // per period, in order.
@@ -59,8 +55,12 @@ type KeySource func(period int) (Key, error)
 // Config says what to pack and how. The zero value of each optional field is
 // documented next to it.
 type Config struct {
-	Inputs          []string      // progressive MP4 files or HLS (fMP4) playlists; required
-	OutDir          string        // final output folder; required; built beside it and renamed in
+	Inputs []string // progressive MP4 files or HLS (fMP4) playlists; required
+	// OutDir is the final output folder; required. It may be missing or an
+	// empty folder; with Force it may also hold sealmesh output whose
+	// sealmesh.json verifies under Signer, and nothing else. The output is
+	// built beside it and renamed in (inside it, for a mount point).
+	OutDir          string
 	ContentID       string        // required; see ValidContentID
 	Scheme          Scheme        // zero: SchemeCBCS
 	SegmentDuration time.Duration // target; zero: 4s
@@ -68,9 +68,13 @@ type Config struct {
 	Keys            KeySource     // required
 	Signer          crypto.Signer // Ed25519; signs the manifest; required
 	SigningKeyID    string
-	LicenseURL      string // Clear Key license URL written into playlists; zero: DefaultLicenseURL
-	ClearLead       int    // media segments per track left clear at the start; zero: none
-	Force           bool   // replace an existing OutDir
+	// LicenseURL is the Clear Key license URL written into the HLS and DASH
+	// playlists. Zero: none is written, and players must be configured with
+	// the license server's URL (no default is guessed: a wrong URL in an MPD
+	// overrides a player's own configuration in Shaka).
+	LicenseURL string
+	ClearLead  int  // media segments per track left clear at the start; zero: none
+	Force      bool // replace an OutDir holding sealmesh output signed by Signer
 	// Progress, if set, is called after each segment is written with the
 	// number of segments done and the total.
 	Progress func(done, total int)
@@ -83,15 +87,15 @@ type Config struct {
 	Workers      int          // tracks packed at once; zero: GOMAXPROCS
 }
 
-// DefaultLicenseURL is written into playlists when Config.LicenseURL is empty:
-// a license server on this machine at its default address.
-const DefaultLicenseURL = "http://127.0.0.1:8443/v1/clearkey"
-
 // Result describes a finished packaging run.
 type Result struct {
 	Dir      string
 	Manifest *Manifest
 	Bytes    int64 // media bytes written (init + segments)
+	// Warnings are one-sentence notes on output that works but is not what
+	// was asked for (segments much longer than SegmentDuration). Each is also
+	// logged at Warn level.
+	Warnings []string
 }
 
 func (c *Config) validate() error {
@@ -129,9 +133,6 @@ func (c *Config) validate() error {
 	if c.ClearLead < 0 {
 		return fmt.Errorf("clear lead %d: must be 0 or more", c.ClearLead)
 	}
-	if c.LicenseURL == "" {
-		c.LicenseURL = DefaultLicenseURL
-	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -145,14 +146,22 @@ func (c *Config) validate() error {
 // signed segment manifest. The output is built in a temporary folder beside
 // OutDir and renamed into place only when complete, so a crash leaves either
 // the old output or the new, never a mix; a failed run removes its temporary
-// folder.
-func Pack(ctx context.Context, cfg Config) (*Result, error) {
+// folder. Folders are made 0755 and files 0644, less the umask.
+//
+// An existing OutDir is replaced only if it is empty, or if Force is set and
+// it holds sealmesh output whose sealmesh.json verifies under Signer; any
+// other folder is left untouched and the error wraps ErrForeignOutput (or
+// ErrOutputExists without Force). Error messages name OutDir, never the
+// temporary folder.
+func Pack(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	out := filepath.Clean(cfg.OutDir)
-	if _, err := os.Stat(out); err == nil && !cfg.Force {
-		return nil, fmt.Errorf("%w: %s (pass --force to replace it)", ErrOutputExists, out)
+	trusted := signerKeys(&cfg)
+	kind, err := checkOutput(out, cfg.Force, trusted)
+	if err != nil {
+		return nil, err
 	}
 	tracks, sources, err := openInputs(cfg.Inputs)
 	defer func() {
@@ -166,6 +175,11 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 	if err := planSegments(tracks, cfg.SegmentDuration); err != nil {
 		return nil, err
 	}
+	var warnings []string
+	if w := spacingWarning(tracks[0], cfg.SegmentDuration); w != "" {
+		cfg.Logger.Warn(w)
+		warnings = append(warnings, w)
+	}
 	plan := planPeriods(tracks[0], cfg.CryptoPeriod)
 	keys := make([]Key, len(plan.starts))
 	cbcsIVs := make([][]byte, len(plan.starts))
@@ -174,33 +188,40 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("key for period %d: %w", p, err)
 		}
-		if len(k.Key) != 16 {
-			return nil, fmt.Errorf("key for period %d: %d bytes, want 16", p, len(k.Key))
+		if !k.valid() || k.kid == ([16]byte{}) {
+			return nil, fmt.Errorf("key for period %d: no key or the zero KID (build keys with NewKey)", p)
 		}
 		keys[p] = k
 		// cbcs uses one constant IV per key, as the scheme defines; a fresh
 		// random one per period means no key/IV pair repeats across periods.
 		cbcsIVs[p] = randBytes(16)
 	}
-	parent := filepath.Dir(out)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return nil, fmt.Errorf("create output parent: %w", err)
+	// Build beside the output, so one rename publishes it; inside it when it
+	// is a mount point, which cannot be renamed over.
+	parent, base := filepath.Dir(out), filepath.Base(out)
+	if kind == outMount {
+		parent, base = out, inPlaceBase
 	}
-	removeStalePartials(parent, filepath.Base(out))
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(out)+".partial-")
+	if err := os.MkdirAll(parent, dirMode); err != nil {
+		return nil, fmt.Errorf("create the output's parent folder: %w", err)
+	}
+	removeStalePartials(parent, base)
+	tmp, err := mkdirPartial(parent, base)
 	if err != nil {
-		return nil, fmt.Errorf("create temporary output: %w", err)
-	}
-	if err := writeFile(filepath.Join(tmp, partialOwner), []byte(strconv.Itoa(os.Getpid()))); err != nil {
-		os.RemoveAll(tmp)
-		return nil, err
+		return nil, fmt.Errorf("create a folder beside %s: %w", out, err)
 	}
 	done := false
 	defer func() {
 		if !done {
 			os.RemoveAll(tmp)
 		}
+		// The temporary folder is gone when the message is read: say
+		// OutDir instead (errors.Is still sees the cause).
+		err = hideTemp(err, tmp, out)
 	}()
+	if err := writeFile(filepath.Join(tmp, partialOwner), []byte(strconv.Itoa(os.Getpid()))); err != nil {
+		return nil, err
+	}
 
 	results, err := packAll(ctx, &cfg, tmp, tracks, plan, keys, cbcsIVs)
 	if err != nil {
@@ -214,7 +235,7 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 	ref := tracks[0]
 	m.Duration = float64(ref.segs[len(ref.segs)-1].end) / float64(ref.timescale)
 	for p, k := range keys {
-		m.Periods = append(m.Periods, Period{Index: p, KID: hex.EncodeToString(k.KID[:]), Start: plan.startSec[p]})
+		m.Periods = append(m.Periods, Period{Index: p, KID: hex.EncodeToString(k.kid[:]), Start: plan.startSec[p]})
 	}
 	var written int64
 	for i, r := range results {
@@ -256,11 +277,11 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := replaceDir(tmp, out, cfg.Force); err != nil {
+	if err := publish(tmp, out, kind, cfg.Force, trusted); err != nil {
 		return nil, err
 	}
 	done = true
-	return &Result{Dir: out, Manifest: m, Bytes: written}, nil
+	return &Result{Dir: out, Manifest: m, Bytes: written, Warnings: warnings}, nil
 }
 
 type periodPlan struct {
@@ -381,6 +402,46 @@ func planSegments(tracks []*track, target time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// longSegmentFactor is how much longer than the target a segment may be
+// before Pack warns: cuts land on keyframes, so some excess is normal, but
+// segments of twice the target delay start-up and seeking and make peers
+// hold and relay larger pieces.
+const longSegmentFactor = 1.5
+
+// spacingWarning returns a one-sentence warning when the reference track's
+// segments run much longer than target because its keyframes (or an input
+// ladder's segments) are too far apart, or "" when they do not.
+func spacingWarning(ref *track, target time.Duration) string {
+	var longest uint64
+	for _, s := range ref.segs {
+		longest = max(longest, s.end-s.start)
+	}
+	sec := float64(longest) / float64(ref.timescale)
+	if sec <= longSegmentFactor*target.Seconds() {
+		return ""
+	}
+	if ref.ladderCuts != nil {
+		return fmt.Sprintf("segments last up to %.1fs, %.1f× the %v segment duration asked for, because the input ladder's segments are that long: re-segment the input or pass --segment-duration %v",
+			sec, sec/target.Seconds(), target, roundSec(sec))
+	}
+	syncs, end := ref.idx.syncTimes()
+	var gap uint64
+	for i, t := range syncs {
+		next := end
+		if i+1 < len(syncs) {
+			next = syncs[i+1]
+		}
+		gap = max(gap, next-t)
+	}
+	return fmt.Sprintf("segments last up to %.1fs, %.1f× the %v segment duration asked for, because %s has keyframes up to %.1fs apart: re-encode it with a keyframe every %v (ffmpeg -g N -keyint_min N -sc_threshold 0) or pass --segment-duration %v",
+		sec, sec/target.Seconds(), target, filepath.Base(ref.input), float64(gap)/float64(ref.timescale), target, roundSec(sec))
+}
+
+// roundSec is sec as a whole-second duration, at least one second.
+func roundSec(sec float64) time.Duration {
+	return max(time.Second, time.Duration(math.Round(sec))*time.Second)
 }
 
 // rebase moves a timeline that does not start at zero (a ladder cut from a
@@ -586,7 +647,7 @@ func packSegment(cfg *Config, dir string, tp *trackPlan, i int, plan periodPlan,
 	if err != nil {
 		return segResult{}, err
 	}
-	data, next, protected, err := encryptSegment(uint32(i+1), samples, payload, keys[p].Key, tp.ivs[i], tp.ipds[p], i < cfg.ClearLead)
+	data, next, protected, err := encryptSegment(uint32(i+1), samples, payload, keys[p].key[:], tp.ivs[i], tp.ipds[p], i < cfg.ClearLead)
 	if err != nil {
 		return segResult{}, fmt.Errorf("encrypt: %w", err)
 	}
@@ -621,7 +682,7 @@ func protectInit(t *track, scheme Scheme, k Key, cbcsIV []byte) ([]byte, *mp4.In
 	if err != nil {
 		return nil, nil, err
 	}
-	kidHex := hex.EncodeToString(k.KID[:])
+	kidHex := hex.EncodeToString(k.kid[:])
 	pssh, err := mp4.NewPsshBox(CommonSystemID, []string{kidHex}, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pssh: %w", err)
@@ -630,7 +691,7 @@ func protectInit(t *track, scheme Scheme, k Key, cbcsIV []byte) ([]byte, *mp4.In
 	if scheme == SchemeCENC {
 		iv = make([]byte, 8) // sets the 8-byte per-sample IV size CMAF requires
 	}
-	ipd, err := mp4.InitProtect(init, k.Key, iv, string(scheme), mp4.UUID(k.KID[:]), []*mp4.PsshBox{pssh})
+	ipd, err := mp4.InitProtect(init, k.key[:], iv, string(scheme), mp4.UUID(k.kid[:]), []*mp4.PsshBox{pssh})
 	if err != nil {
 		return nil, nil, err
 	}

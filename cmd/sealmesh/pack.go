@@ -114,7 +114,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return segment.Key{}, err
 			}
 			contentKeys = append(contentKeys, ck)
-			return segment.Key{KID: ck.KID(), Key: ck.InsecureRawKey()}, nil
+			return segment.NewKey(ck.KID(), ck.InsecureRawKey())
 		},
 		BeforeCommit: func(*segment.Manifest) error {
 			if err := ks.PutContent(ctx, *content, contentKeys, *force); err != nil {

@@ -117,8 +117,11 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 		Signer: msk.Signer(), SigningKeyID: msk.ID(), LicenseURL: "/v1/clearkey",
 		Keys: func(p int) (segment.Key, error) {
 			ck, err := keys.NewContentKey(p)
+			if err != nil {
+				return segment.Key{}, err
+			}
 			cks = append(cks, ck)
-			return segment.Key{KID: ck.KID(), Key: ck.InsecureRawKey()}, err
+			return segment.NewKey(ck.KID(), ck.InsecureRawKey())
 		},
 		BeforeCommit: func(*segment.Manifest) error { return ks.PutContent(ctx, o.ContentID, cks, false) },
 	})
