@@ -174,13 +174,26 @@ func removeStalePartials(parent, base string) {
 func writeFile(path string, data []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, bareErr(err))
 	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, bareErr(err))
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, bareErr(err))
+	}
+	return nil
+}
+
+// bareErr drops an *fs.PathError's operation and path, which the caller's
+// message already names ("write X: write X: file too large").
+func bareErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // publish moves the finished folder tmp to out, as decided by checkOutput,
