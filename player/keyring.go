@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sealmesh/sealmesh/license"
+	"github.com/sealmesh/sealmesh/segment"
 )
 
 // keyring holds the current license's content keys, in memory only, and
@@ -29,6 +30,7 @@ type keyring struct {
 	now     func() time.Time
 	retry   RetryPolicy
 	log     *slog.Logger
+	periods []segment.Period // the manifest's crypto periods, by start
 
 	// sem admits one renewal at a time (the loop's or the gateway's); a
 	// channel so that a waiting gateway request can give up with its ctx.
@@ -46,8 +48,9 @@ type keyring struct {
 	since   time.Time // when the current run of failures began
 }
 
-func newKeyring(ctx context.Context, c *license.Client, content string, now func() time.Time, retry RetryPolicy, log *slog.Logger) (*keyring, error) {
-	k := &keyring{client: c, content: content, now: now, retry: retry, log: log, sem: make(chan struct{}, 1)}
+func newKeyring(ctx context.Context, c *license.Client, m *segment.Manifest, now func() time.Time, retry RetryPolicy, log *slog.Logger) (*keyring, error) {
+	k := &keyring{client: c, content: m.ContentID, now: now, retry: retry, log: log, periods: m.Periods, sem: make(chan struct{}, 1)}
+	content := m.ContentID
 	zero := 0.0
 	lic, err := c.License(ctx, license.KeyRequest{Content: content, Position: &zero})
 	if err != nil {
@@ -136,6 +139,32 @@ func (k *keyring) renew(ctx context.Context, position float64) error {
 	return k.renewLocked(ctx, position)
 }
 
+func (k *keyring) renewByKIDs(ctx context.Context, prev *license.License, position float64) (*license.License, error) {
+	if len(k.periods) == 0 {
+		return nil, fmt.Errorf("%w: no crypto periods", ErrManifest)
+	}
+	p := 0
+	for i, per := range k.periods {
+		if per.Start <= position {
+			p = i
+		}
+	}
+	hex := []string{k.periods[p].KID}
+	if p+1 < len(k.periods) {
+		hex = append(hex, k.periods[p+1].KID)
+	}
+	kids, err := license.ParseKIDs(hex...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: manifest KIDs: %w", ErrManifest, err)
+	}
+	q := license.KeyRequest{Content: k.content, KIDs: kids}
+	lic, err := k.client.Renew(ctx, prev, q)
+	if err != nil && sessionLapsed(err) {
+		lic, err = k.client.License(ctx, q)
+	}
+	return lic, err
+}
+
 // renewLocked renews (the caller holds sem) and records the outcome.
 func (k *keyring) renewLocked(ctx context.Context, position float64) error {
 	k.mu.Lock()
@@ -149,6 +178,12 @@ func (k *keyring) renewLocked(ctx context.Context, position float64) error {
 		// server decides again whether this viewer is entitled.
 		k.log.Info("license session lapsed; starting a new one", "content", k.content)
 		lic, err = k.client.License(ctx, q)
+	}
+	if err != nil && positionUnsupported(err) {
+		// A server without the content's period start times renews by
+		// KIDs only: name the period at position and the next, from the
+		// verified manifest. The server still decides whether to grant them.
+		lic, err = k.renewByKIDs(ctx, prev, position)
 	}
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {

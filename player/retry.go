@@ -110,3 +110,10 @@ func sessionLapsed(err error) bool {
 	var ae *license.APIError
 	return errors.As(err, &ae) && (ae.Code == license.CodeSessionExpired || ae.Code == license.CodeUnknownSession)
 }
+
+// positionUnsupported: the server has no period start times for the
+// content, so it takes KIDs, not a position.
+func positionUnsupported(err error) bool {
+	var ae *license.APIError
+	return errors.As(err, &ae) && ae.Code == license.CodePositionUnsupport
+}

@@ -117,7 +117,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if !cfg.SeedOnly {
-		if s.keys, err = newKeyring(ctx, s.lc, cfg.Content, cfg.Now, cfg.LicenseRetry, cfg.Logger); err != nil {
+		if s.keys, err = newKeyring(ctx, s.lc, s.m, cfg.Now, cfg.LicenseRetry, cfg.Logger); err != nil {
 			return nil, err
 		}
 	}
