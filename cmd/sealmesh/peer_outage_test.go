@@ -87,7 +87,9 @@ func TestPeerPlayLicenseServerKilled(t *testing.T) {
 
 	startLicenseProc(t, dir, lic, serve)
 	waitFor(t, 60*time.Second, 50*time.Millisecond, func() bool { c, _, _ := gatewayGet(t, seg(next)); return c == http.StatusOK },
-		func() string { return "playback did not resume after the license server came back:\n" + playErr.String() })
+		func() string {
+			return "playback did not resume after the license server came back:\n" + playErr.String()
+		})
 	for i := next + 1; i <= last; i++ {
 		code, _, _ := gatewayGet(t, seg(i))
 		require.Equal(t, http.StatusOK, code, "segment %d after the outage", i)
