@@ -29,7 +29,8 @@ type Stats struct {
 	BytesUploaded int64
 	// Peers admitted to this content's swarm now.
 	Peers int
-	// Held is how many of the manifest's Files the cache holds.
+	// Held is how many of the renditions' Files (init and media segments:
+	// what peers exchange) the cache holds.
 	Held, Files int
 	// Segments served to the platform player; Refused is how many it asked
 	// for while the license server refused keys (403), Unavailable how many
@@ -72,7 +73,10 @@ func (s *Session) Stats() Stats {
 		st.Peers = cs.AdmittedPeers
 	}
 	st.Segments, st.Refused, st.Unavailable = s.served.Load(), s.refused.Load(), s.unavailable.Load()
-	st.Held, st.Files = len(s.store.Paths()), len(s.m.Files())
+	st.Held = len(s.store.Paths())
+	for _, r := range s.m.Renditions {
+		st.Files += len(r.Files)
+	}
 	if s.keys != nil {
 		ks := s.keys.status()
 		st.LicenseExpiry, st.Renewals, st.RenewFailures = ks.expiry, ks.renewed, ks.fails

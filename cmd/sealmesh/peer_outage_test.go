@@ -153,3 +153,18 @@ func peerBytes(t *testing.T, summary string) int64 {
 	require.NoError(t, err)
 	return n
 }
+
+var (
+	heldAll       = regexp.MustCompile(`held ([1-9][0-9]*)/([0-9]+)`)
+	admittedPeers = regexp.MustCompile(`peers +[1-9]`)
+)
+
+// seedHoldsAll: a seed's status line says it holds every file.
+func seedHoldsAll(stderr string) bool {
+	for _, m := range heldAll.FindAllStringSubmatch(stderr, -1) {
+		if m[1] == m[2] {
+			return true
+		}
+	}
+	return false
+}
