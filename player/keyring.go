@@ -105,7 +105,9 @@ func (k *keyring) ensure(ctx context.Context, kid [16]byte, position float64) (k
 	select {
 	case k.sem <- struct{}{}:
 	case <-ctx.Done():
-		return nil, 0, ctx.Err()
+		// A renewal in progress took longer than this request may wait:
+		// the server is slow, not refusing.
+		return nil, time.Second, fmt.Errorf("%w: waiting for a license renewal in progress: %w", ErrLicenseUnavailable, ctx.Err())
 	}
 	defer func() { <-k.sem }()
 	if b, err := k.key(kid); err == nil { // renewed while we waited
@@ -126,17 +128,6 @@ func (k *keyring) ensure(ctx context.Context, kid [16]byte, position float64) (k
 	k.mu.Unlock()
 	_, err = k.key(kid)
 	return nil, wait, err
-}
-
-// renew asks for a license covering position (content seconds).
-func (k *keyring) renew(ctx context.Context, position float64) error {
-	select {
-	case k.sem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-k.sem }()
-	return k.renewLocked(ctx, position)
 }
 
 func (k *keyring) renewByKIDs(ctx context.Context, prev *license.License, position float64) (*license.License, error) {
