@@ -46,6 +46,7 @@ type keyring struct {
 	lastErr error     // the last failure while it lasts; nil after a success
 	next    time.Time // after a failure: no attempt before this
 	since   time.Time // when the current run of failures began
+	byKIDs  bool      // the server renews by KIDs only (no period catalog)
 }
 
 func newKeyring(ctx context.Context, c *license.Client, m *segment.Manifest, now func() time.Time, retry RetryPolicy, log *slog.Logger) (*keyring, error) {
@@ -159,8 +160,12 @@ func (k *keyring) renewByKIDs(ctx context.Context, prev *license.License, positi
 // renewLocked renews (the caller holds sem) and records the outcome.
 func (k *keyring) renewLocked(ctx context.Context, position float64) error {
 	k.mu.Lock()
-	prev := k.lic
+	prev, byKIDs := k.lic, k.byKIDs
 	k.mu.Unlock()
+	if byKIDs {
+		lic, err := k.renewByKIDs(ctx, prev, position)
+		return k.record(ctx, lic, err)
+	}
 	q := license.KeyRequest{Content: k.content, Position: &position}
 	lic, err := k.client.Renew(ctx, prev, q)
 	if err != nil && sessionLapsed(err) {
@@ -174,8 +179,17 @@ func (k *keyring) renewLocked(ctx context.Context, position float64) error {
 		// A server without the content's period start times renews by
 		// KIDs only: name the period at position and the next, from the
 		// verified manifest. The server still decides whether to grant them.
+		k.mu.Lock()
+		k.byKIDs = true // it will not grow a catalog while we play
+		k.mu.Unlock()
 		lic, err = k.renewByKIDs(ctx, prev, position)
 	}
+	return k.record(ctx, lic, err)
+}
+
+// record installs a renewed license, or counts the failure and plans the
+// next attempt.
+func (k *keyring) record(ctx context.Context, lic *license.License, err error) error {
 	if err != nil {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			// The session or the request went away: no verdict on the
@@ -215,8 +229,11 @@ func (k *keyring) renewLocked(ctx context.Context, position float64) error {
 // lapses (so a reinstated account, or a license server back from an outage,
 // resumes playback), at the backoff's slowest pace.
 func (k *keyring) loop(ctx context.Context, position func() float64, wake <-chan struct{}) {
+	var last time.Time // the loop's last attempt
 	for {
-		t := time.NewTimer(max(k.due(), 0))
+		// Never twice within RetryPolicy.Min, whatever the license's
+		// renew-after time says (a server with a skewed clock).
+		t := time.NewTimer(max(k.due(), time.Until(last.Add(k.retry.Min)), 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -236,6 +253,7 @@ func (k *keyring) loop(ctx context.Context, position func() float64, wake <-chan
 			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 			_ = k.renewLocked(rctx, position())
 			cancel()
+			last = time.Now()
 		}
 		<-k.sem
 	}
