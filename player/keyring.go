@@ -251,7 +251,9 @@ func (k *keyring) loop(ctx context.Context, position func() float64, wake <-chan
 		// an attempt is still due.
 		if k.due() <= 0 {
 			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			_ = k.renewLocked(rctx, position())
+			// Before playback starts the modelled playhead sits before 0;
+			// the server takes positions from 0.
+			_ = k.renewLocked(rctx, max(position(), 0))
 			cancel()
 			last = time.Now()
 		}
