@@ -124,7 +124,11 @@ type License struct {
 	ID, SessionID, Content, AccountHash, DeviceID string
 	NotBefore, Expiry, RenewAfter                 time.Time
 	Policy                                        Policy
-	keys                                          []keys.ContentKey
+	// ManifestSHA256 is the digest (segment.Manifest.Digest) of the signed
+	// manifest the license was issued for; "" when the server has no
+	// catalog of manifests. A player refuses any other manifest.
+	ManifestSHA256 string
+	keys           []keys.ContentKey
 }
 
 // Keys returns the content keys, in the order the license lists them.
@@ -208,7 +212,7 @@ func (c *Client) accept(p *LicensePayload, priv hpke.PrivateKey, q KeyRequest, n
 	}
 	var err error
 	l := &License{ID: p.LicenseID, SessionID: p.SessionID, Content: p.Content, AccountHash: p.AccountHash, DeviceID: p.DeviceID,
-		NotBefore: p.NotBefore, Expiry: p.Expiry, RenewAfter: p.RenewAfter, Policy: p.Policy}
+		NotBefore: p.NotBefore, Expiry: p.Expiry, RenewAfter: p.RenewAfter, Policy: p.Policy, ManifestSHA256: p.ManifestSHA256}
 	if l.keys, err = unwrapKeys(priv, p); err != nil {
 		return nil, err
 	}

@@ -210,8 +210,16 @@ type TokenVerifier interface {
 //
 // Periods returns the periods sorted by index, or an error wrapping
 // keys.ErrNotFound when the content is unknown to the catalog.
+//
+// ManifestDigest returns the digest (segment.Manifest.Digest) of the
+// content's current signed manifest, which licenses name so that players
+// refuse any other manifest of the content (an older one replayed: a
+// rollback), or an error wrapping keys.ErrNotFound when the content is
+// unknown. An empty digest means the catalog cannot tell; licenses then
+// name none.
 type ContentCatalog interface {
 	Periods(ctx context.Context, contentID string) ([]segment.Period, error)
+	ManifestDigest(ctx context.Context, contentID string) (string, error)
 }
 
 // Deps are the Server's collaborators. Keys, Signer, Tokens and State are
@@ -242,6 +250,16 @@ func (m ManifestCatalog) Periods(_ context.Context, contentID string) ([]segment
 		return nil, fmt.Errorf("catalog: content %q: %w", contentID, keys.ErrNotFound)
 	}
 	return man.Periods, nil
+}
+
+// ManifestDigest implements ContentCatalog. Manifests that were neither
+// parsed nor signed by the segment package have no digest ("").
+func (m ManifestCatalog) ManifestDigest(_ context.Context, contentID string) (string, error) {
+	man, ok := m[contentID]
+	if !ok || man == nil {
+		return "", fmt.Errorf("catalog: content %q: %w", contentID, keys.ErrNotFound)
+	}
+	return man.Digest(), nil
 }
 
 // signerKey checks that s is an Ed25519 signer and returns its public key and ID.

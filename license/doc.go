@@ -59,7 +59,14 @@
 //	 "policy":{"persist":false,"renewable":true},
 //	 "suite":"x25519",
 //	 "enc":"<b64url HPKE encapsulated key>",
-//	 "keys":[{"kid":"0f1e…","period":3,"ct":"<b64url AES-GCM ciphertext || tag>"}, …]}
+//	 "keys":[{"kid":"0f1e…","period":3,"ct":"<b64url AES-GCM ciphertext || tag>"}, …],
+//	 "manifest_sha256":"<64 hex>"}   // with a ContentCatalog: the content's current manifest
+//
+// manifest_sha256 is the SHA-256 of the exact signed bytes of the content's
+// current segment manifest (segment.Manifest.Digest) as the ContentCatalog
+// knows it; players refuse any other manifest, so an older one, however
+// validly signed, cannot be replayed to them. It is absent when the server
+// has no catalog or the catalog does not know the content.
 //
 // The content keys are sealed with HPKE (RFC 9180, crypto/hpke) in one
 // context per license: KEM DHKEM(X25519, HKDF-SHA256) or ML-KEM-768+X25519,

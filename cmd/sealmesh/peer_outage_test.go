@@ -47,8 +47,11 @@ func TestPeerPlayLicenseServerKilled(t *testing.T) {
 	origin := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(dir, "origin"))))
 	defer origin.Close()
 
-	play, playOut, playErr := startSeed(t, dir, strings.TrimSpace(r.stdout), []string{"peer", "play", "film",
-		"--origin", origin.URL + "/film/", "--license", lic, "--no-p2p", "--status-every", "100ms"})
+	tok := strings.TrimSpace(r.stdout)
+	r = sealmesh(t, dir, nil, "keys", "list", "--keystore", ks, "--pins")
+	require.Equal(t, 0, r.code, r.stderr)
+	play, playOut, playErr := startSeed(t, dir, tok, append([]string{"peer", "play", "film",
+		"--origin", origin.URL + "/film/", "--license", lic, "--no-p2p", "--status-every", "100ms"}, strings.Fields(r.stdout)...))
 	url := firstLine(t, playOut)
 	require.True(t, strings.HasPrefix(url, "http://127.0.0.1:"), "peer play printed %q", url)
 	base := strings.TrimSuffix(url, "master.m3u8")
