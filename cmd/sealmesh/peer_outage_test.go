@@ -171,3 +171,40 @@ func seedHoldsAll(stderr string) bool {
 	}
 	return false
 }
+
+// TestPeerPlayNamesTheLicenseCause: `peer play` tells a license server it
+// cannot reach from one that refuses the token, so the user fixes the right
+// thing (not "check your token" when the server is down).
+func TestPeerPlayNamesTheLicenseCause(t *testing.T) {
+	dir := t.TempDir()
+	ks := initStore(t, dir)
+	port := freePort(t)
+	lic := fmt.Sprintf("http://127.0.0.1:%d", port)
+	r := sealmesh(t, dir, nil, "pack", "--keystore", ks, "--in", clip(t, "180p.mp4"), "--out", filepath.Join(dir, "origin", "film"),
+		"--content", "film", "--license-url", lic+"/v1/clearkey", "--quiet")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = sealmesh(t, dir, nil, "keys", "list", "--keystore", ks, "--pins")
+	require.Equal(t, 0, r.code, r.stderr)
+	pins := strings.Fields(r.stdout)
+	origin := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(dir, "origin"))))
+	defer origin.Close()
+	play := func(token string) result {
+		return sealmesh(t, dir, []string{"SEALMESH_TOKEN=" + token}, append([]string{"peer", "play", "film",
+			"--origin", origin.URL + "/film/", "--license", lic, "--no-p2p"}, pins...)...)
+	}
+
+	// Nothing listens on the license server's port yet.
+	r = play("any-token")
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, "is unreachable or failing")
+	require.NotContains(t, r.stderr, "check the token")
+
+	state := filepath.Join(dir, "state.db")
+	startLicenseProc(t, dir, lic, []string{"license", "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--admin-listen", "off",
+		"--keystore", ks, "--state", state, "--dev-tokens"})
+	r = play("not-a-token")
+	require.NotEqual(t, 0, r.code)
+	require.Contains(t, r.stderr, "the license server refused")
+	require.Contains(t, r.stderr, "invalid_token")
+	require.NotContains(t, r.stderr, "unreachable")
+}
