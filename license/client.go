@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealmesh/sealmesh/keys"
@@ -61,6 +62,14 @@ type Client struct {
 	cfg  ClientConfig
 	kem  hpke.KEM
 	keys map[string]ed25519.PublicKey
+
+	// clockOffset (nanoseconds) corrects this device's clock for proofs of
+	// possession, whose time the server checks against its own: learnt from
+	// the server's Date header after a proof_time refusal (set-top boxes
+	// often boot with a wrong clock).
+	clockOffset atomic.Int64
+	lastDate    atomic.Pointer[dateSample]
+	lastProof   atomic.Int64 // Unix milliseconds of the last proof sent
 }
 
 // NewClient checks cfg and returns a Client.
@@ -308,34 +317,19 @@ func (c *Client) Nonce(ctx context.Context) (string, error) {
 	return n.Nonce, nil
 }
 
-// Ticket gets a swarm ticket for peerID and content.
-func (c *Client) Ticket(ctx context.Context, peerID, content string) (*TicketResponse, error) {
-	body, err := c.post(ctx, "/v1/ticket", TicketRequest{PeerID: peerID, Content: content}, true)
-	if err != nil {
-		return nil, err
-	}
-	var t TicketResponse
-	if err := json.Unmarshal(body, &t); err != nil || t.Encoded == "" {
-		return nil, fmt.Errorf("%w: ticket response", ErrLicenseMalformed)
-	}
-	return &t, nil
-}
-
-// Announce tells the tracker where the ticket's peer listens and returns
-// up to want peers of the same content, nearest first.
-func (c *Client) Announce(ctx context.Context, encodedTicket string, addrs []string, want int) ([]TrackerPeer, error) {
-	body, err := c.post(ctx, "/v1/announce", AnnounceRequest{Ticket: encodedTicket, Addrs: addrs, Want: want}, false)
-	if err != nil {
-		return nil, err
-	}
-	var a AnnounceResponse
-	if err := json.Unmarshal(body, &a); err != nil {
-		return nil, fmt.Errorf("%w: announce response", ErrLicenseMalformed)
-	}
-	return a.Peers, nil
-}
-
 func (c *Client) post(ctx context.Context, path string, v any, withToken bool) ([]byte, error) {
+	tok := ""
+	if withToken {
+		var err error
+		if tok, err = c.cfg.Token(ctx); err != nil {
+			return nil, fmt.Errorf("license: token: %w", err)
+		}
+	}
+	return c.postToken(ctx, path, v, tok)
+}
+
+// postToken posts v (nil: no body) with tok as the bearer token ("": none).
+func (c *Client) postToken(ctx context.Context, path string, v any, tok string) ([]byte, error) {
 	var rd io.Reader
 	if v != nil {
 		b, err := json.Marshal(v)
@@ -351,11 +345,7 @@ func (c *Client) post(ctx context.Context, path string, v any, withToken bool) (
 	if v != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if withToken {
-		tok, err := c.cfg.Token(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("license: token: %w", err)
-		}
+	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.cfg.HTTPClient.Do(req)
@@ -363,6 +353,9 @@ func (c *Client) post(ctx context.Context, path string, v any, withToken bool) (
 		return nil, fmt.Errorf("license: POST %s: %w", path, err)
 	}
 	defer resp.Body.Close()
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		c.lastDate.Store(&dateSample{server: d, local: c.cfg.Now()})
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, readAPIError(resp)
 	}

@@ -22,7 +22,8 @@ const (
 	DefaultListen                 = "127.0.0.1:8443"
 	DefaultAdminListen            = "127.0.0.1:8444"
 	DefaultLicenseTTL             = 5 * time.Minute
-	DefaultTicketTTL              = 10 * time.Minute
+	DefaultTicketTTL              = 2 * time.Minute
+	DefaultMaxTicketsPerAccount   = 4
 	DefaultNonceTTL               = 60 * time.Second
 	DefaultMaxBody                = 64 << 10
 	DefaultMaxStreamsPerAccount   = 4
@@ -52,8 +53,15 @@ type Config struct {
 	RenewAfter time.Duration
 
 	// TicketTTL is how long a swarm ticket, and a tracker entry announced
-	// with it, stays valid. Default 10 minutes.
+	// with it, stays valid. Default 2 minutes: peers renew at 80% of it, and
+	// a revoked peer that no announce answer names (a seed without a
+	// tracker) is cut off when its last ticket runs out.
 	TicketTTL time.Duration
+
+	// MaxTicketsPerAccount is how many peer IDs of one account may hold a
+	// live ticket for one content at once (a renewal for the same peer
+	// reuses its slot). Default 4; negative means no limit.
+	MaxTicketsPerAccount int
 
 	// NonceTTL is how long a nonce from POST /v1/nonce may be used. Default 60 s.
 	NonceTTL time.Duration
@@ -135,6 +143,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody
+	}
+	if c.MaxTicketsPerAccount == 0 {
+		c.MaxTicketsPerAccount = DefaultMaxTicketsPerAccount
 	}
 	if c.MaxStreamsPerAccount == 0 {
 		c.MaxStreamsPerAccount = DefaultMaxStreamsPerAccount

@@ -136,7 +136,8 @@ type P2P struct {
 	// Upload limits what this viewer serves to others.
 	Upload transport.UploadPolicy
 	// TrackerInterval is how often the license server's tracker is asked for
-	// peers. Zero: 30 s.
+	// peers; its answers also list revoked peers, which a seed then cuts
+	// off, so it bounds how late a seed learns of a revocation. Zero: 30 s.
 	TrackerInterval time.Duration
 }
 

@@ -228,7 +228,11 @@ func (s *Session) joinSwarm(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	tickets := &ticketSource{client: s.lc, self: s.host.ID(), now: cfg.Now}
+	key := s.host.LibP2P().Peerstore().PrivKey(s.host.ID())
+	if key == nil {
+		return errors.New("player: the p2p host has no private key to prove its peer ID with")
+	}
+	tickets := &ticketSource{client: s.lc, key: key, now: cfg.Now}
 	// A ticket up front: a viewer the license server will not admit to the
 	// swarm learns it now, not from silent peers.
 	if _, _, err := tickets.Ticket(ctx, cfg.Content); err != nil {
@@ -238,7 +242,7 @@ func (s *Session) joinSwarm(ctx context.Context) error {
 	tr := newTracker(s.lc, tickets)
 	s.swarm, err = s.host.Join(s.ctx, cfg.Content, s.m, transport.SwarmOptions{
 		Verifier: ticketVerifier{v: tv, now: cfg.Now}, Tickets: tickets, Store: s.store, Upload: upload,
-		Tracker: tr, TrackerInterval: cfg.P2P.TrackerInterval,
+		Tracker: tr, TrackerInterval: cfg.P2P.TrackerInterval, DiscoveryKey: tickets.discoveryKey(),
 		Logger: cfg.Logger,
 	})
 	if err != nil {
