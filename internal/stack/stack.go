@@ -68,6 +68,8 @@ type Stack struct {
 	servers []*http.Server
 	cancel  context.CancelFunc
 	done    []chan struct{}
+	sctx    context.Context
+	lic     licenseListener
 }
 
 const audience = "sealmesh"
@@ -166,14 +168,13 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
+	st.sctx = sctx
 	lln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	st.LicenseURL = "http://" + lln.Addr().String()
-	ldone := make(chan struct{})
-	st.done = append(st.done, ldone)
-	go func() { defer close(ldone); _ = st.server.Serve(sctx, lln) }()
+	st.serveLicense(lln)
 
 	var origin http.Handler = http.FileServer(http.Dir(filepath.Join(o.Dir, "origin")))
 	if o.Origin != nil {
@@ -225,6 +226,7 @@ func (st *Stack) Close() {
 		<-d
 	}
 	st.done = nil
+	st.StopLicense()
 	if st.server != nil {
 		st.server.Close()
 	}
