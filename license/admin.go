@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -217,5 +218,9 @@ func readAPIError(resp *http.Response) error {
 	if err := json.Unmarshal(b, &eb); err != nil || eb.Error.Code == "" {
 		return &APIError{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: "the server answered without an error body"}
 	}
-	return &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	e := &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 && secs <= 86400 {
+		e.RetryAfter = time.Duration(secs) * time.Second
+	}
+	return e
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Error codes: the "code" member of every error body,
@@ -21,6 +22,7 @@ const (
 	CodeInvalidPublicKey   = "invalid_public_key"     // 400: hpke_public_key does not decode for the suite
 	CodeUnsupportedSuite   = "unsupported_suite"      // 400: suite is not "x25519" or "mlkem768x25519"
 	CodeTooManyKIDs        = "too_many_kids"          // 400: more KIDs than one request may name
+	CodeKIDsNotAdjacent    = "kids_not_adjacent"      // 400: the KIDs of one request are not of adjacent crypto periods
 	CodePositionUnsupport  = "position_unsupported"   // 400: position > 0 but the server has no catalog of period start times
 	CodeInvalidPeerID      = "invalid_peer_id"        // 400: peer_id is not a libp2p peer ID
 	CodeInvalidTicket      = "invalid_ticket"         // 401: the ticket is malformed or its signature does not verify
@@ -50,6 +52,7 @@ const (
 	CodeUnsupportedMedia   = "unsupported_media_type" // 415: Content-Type is not application/json
 	CodeRateLimited        = "rate_limited"           // 429: too many requests from this IP or account; see Retry-After
 	CodeTooManyStreams     = "too_many_streams"       // 429: the account has MaxStreamsPerAccount live sessions; see Retry-After
+	CodeKeyWindowAhead     = "key_window_ahead"       // 429: the periods asked for are beyond what playback can have reached since the session began; see Retry-After
 	CodeInternal           = "internal_error"         // 500: a server fault (logged); the request may be retried
 	CodeUnavailable        = "unavailable"            // 503: the server is shutting down
 )
@@ -97,6 +100,8 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the server's Retry-After delay (0 when it sent none).
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
