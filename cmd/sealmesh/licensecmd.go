@@ -110,6 +110,14 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	insecure := fs.Bool("insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
 	maxStreams := fs.Int("max-streams", license.DefaultMaxStreamsPerAccount, "concurrent streams per account (-1: no limit)")
 	licenseTTL := fs.Duration("license-ttl", license.DefaultLicenseTTL, "license and session lifetime")
+	var issuers multiFlag
+	fs.Var(&issuers, "issuer", "accepted token `issuer` (\"iss\"; repeatable); none: iss is not checked")
+	maxTokenLife := fs.Duration("max-token-lifetime", token.DefaultMaxLifetime, "refuse tokens valid for longer than this (exp-iat or exp-now; negative: no limit)")
+	keySpeed := fs.Float64("key-window-speed", license.DefaultWindowSpeed, "seconds of content a license session may advance per second of wall time")
+	keyPeriod := fs.Duration("key-window-period", license.DefaultWindowPeriod, "crypto period assumed for content not under --content-dir")
+	noKeyWindow := fs.Bool("no-key-window", false, "let license requests name any two adjacent periods, at any pace (not for production)")
+	var ckWindow multiFlag
+	fs.Var(&ckWindow, "clearkey-window", "`content` ID (or prefix ending in *) whose Clear Key requests follow the key window too (repeatable; \"*\" for all)")
 	var contentDirs multiFlag
 	fs.Var(&contentDirs, "content-dir", "`folder` of packaged content (<DIR>/*/sealmesh.json), for requests by playback position (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
@@ -163,7 +171,13 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 		catalog = cat
 	}
 
-	vcfg := token.VerifierConfig{KeySetFile: *jwks, Audience: *audience, Logger: logger}
+	vcfg := token.VerifierConfig{KeySetFile: *jwks, Audience: *audience, Logger: logger, Issuers: issuers, MaxLifetime: *maxTokenLife}
+	if *jwks != "" && len(issuers) == 0 {
+		logger.Warn("tokens' iss is not checked: give --issuer with your backend's issuer name")
+	}
+	if *devTokens && len(issuers) > 0 {
+		vcfg.Issuers = append(vcfg.Issuers, token.DevIssuerName)
+	}
 	if *devTokens {
 		dev, err := token.LoadOrCreateDevIssuer(devKeyPath(*statePath))
 		if err != nil {
@@ -187,7 +201,8 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	defer state.Close()
 
-	srv, err := license.New(license.Config{Listen: *listen, CORSOrigins: cors, MaxStreamsPerAccount: *maxStreams, LicenseTTL: *licenseTTL, Logger: logger},
+	kw := license.KeyWindow{Off: *noKeyWindow, Speed: *keySpeed, Period: *keyPeriod, ClearKey: ckWindow}
+	srv, err := license.New(license.Config{Listen: *listen, CORSOrigins: cors, MaxStreamsPerAccount: *maxStreams, LicenseTTL: *licenseTTL, KeyWindow: kw, Logger: logger},
 		license.Deps{Keys: kr, Tokens: verifier, Signer: sk.Signer(), State: state, Catalog: catalog, ManifestKeys: manifestKeys})
 	if err != nil {
 		return err
