@@ -73,12 +73,34 @@ func (k *keyring) has(kid [16]byte) bool {
 	return err == nil
 }
 
+// maxWindowWait is the longest a renewal waits for the server's key window
+// to reach a period before starting a new session there instead.
+const maxWindowWait = 5 * time.Second
+
 // renew asks for a license covering position (content seconds).
 func (k *keyring) renew(ctx context.Context, position float64) error {
 	k.mu.Lock()
 	prev := k.lic
 	k.mu.Unlock()
 	lic, err := k.client.Renew(ctx, prev, license.KeyRequest{Content: k.content, Position: &position})
+	var ae *license.APIError
+	if errors.As(err, &ae) && ae.Code == license.CodeKeyWindowAhead {
+		// The server paces keys by playback (its key window): a period a
+		// little ahead comes after Retry-After; one far ahead (a seek) needs a
+		// new session that starts there.
+		if ae.RetryAfter > 0 && ae.RetryAfter <= maxWindowWait {
+			t := time.NewTimer(ae.RetryAfter)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+			lic, err = k.client.Renew(ctx, prev, license.KeyRequest{Content: k.content, Position: &position})
+		} else {
+			lic, err = k.client.License(ctx, license.KeyRequest{Content: k.content, Position: &position})
+		}
+	}
 	if err != nil {
 		k.mu.Lock()
 		k.fails++
