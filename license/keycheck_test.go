@@ -38,7 +38,7 @@ func TestLowOrderPublicKeyRefused(t *testing.T) {
 	nonce := e.nonce(t)
 	type bad struct {
 		suite license.Suite
-		key  []byte
+		key   []byte
 	}
 	var cases []bad
 	for _, h := range lowOrderX25519 {

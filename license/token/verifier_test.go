@@ -179,7 +179,9 @@ func TestVerifyIssuerAndMaxLifetime(t *testing.T) {
 		require.NoError(t, err)
 		return v
 	}
-	tok := func(set map[string]any, drop ...string) string { return sign(t, jose.EdDSA, k.ed, "ed", with(set, drop)) }
+	tok := func(set map[string]any, drop ...string) string {
+		return sign(t, jose.EdDSA, k.ed, "ed", with(set, drop))
+	}
 	v := newV([]string{"https://a.example", "https://b.example"}, 0)
 	for _, tc := range []struct {
 		name string
