@@ -91,6 +91,9 @@ func TestTokenLifetimeAndIssuer(t *testing.T) {
 		{"expected issuer, 24h", []func(*token.Claims){iss("https://backend.example"), exp(24 * time.Hour)}, ""},
 		{"ten years", []func(*token.Claims){iss("https://backend.example"), exp(10 * 365 * 24 * time.Hour)}, license.CodeTokenLifetime},
 		{"25h", []func(*token.Claims){iss("https://backend.example"), exp(25 * time.Hour)}, license.CodeTokenLifetime},
+		{"25h from an iat 20h ago", []func(*token.Claims){iss("https://backend.example"), func(c *token.Claims) {
+			c.IssuedAt, c.Expiry = c.IssuedAt.Add(-20*time.Hour), c.IssuedAt.Add(5*time.Hour)
+		}}, license.CodeTokenLifetime},
 		{"other issuer", []func(*token.Claims){iss("https://evil.example")}, license.CodeTokenIssuer},
 		{"dev issuer", nil, license.CodeTokenIssuer},
 	} {
