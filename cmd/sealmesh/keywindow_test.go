@@ -1,6 +1,7 @@
 package main_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -100,6 +101,80 @@ func TestShakaUnderClearKeyWindow(t *testing.T) {
 		if res.Error != "" || res.CurrentTime < 10 || res.DecodedFrames < 200 {
 			t.Fatalf("playback failed: currentTime %.2f, %d frames, error %q (code %d)\nlogs:\n%s",
 				res.CurrentTime, res.DecodedFrames, res.Error, res.ErrorCode, strings.Join(res.Logs, "\n"))
+		}
+	})
+}
+
+// hlsTokenPage is interop.HlsJsPage with the token sent on license requests
+// (licenseXhrSetup), a 10 s target and extra hls.js config.
+func hlsTokenPage(t *testing.T, m3u8URL, licenseURL, token, config string) string {
+	html := interop.HlsJsPage(m3u8URL, licenseURL)
+	js := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	for old, new := range map[string]string{
+		"const TARGET_SECONDS = 5;":     "const TARGET_SECONDS = 10;",
+		"const GIVE_UP_MS = 25 * 1000;": "const GIVE_UP_MS = 40 * 1000;",
+		"    emeEnabled: true,":         "    emeEnabled: true,\n    licenseXhrSetup: (xhr, url) => { xhr.open('POST', url, true); xhr.setRequestHeader('Authorization', 'Bearer ' + " + js(token) + "); },\n" + config,
+	} {
+		require.Contains(t, html, old)
+		html = strings.Replace(html, old, new, 1)
+	}
+	return html
+}
+
+// TestHlsJsUnderClearKeyWindow is TestShakaUnderClearKeyWindow for hls.js
+// (HLS, one EXT-X-KEY per period). hls.js asks for a period's key when it
+// loads that period's first fragment, and treats any 4xx license answer as
+// fatal (no retry):
+//
+//   - with its default 30 s forward buffer it loads the third period's
+//     fragments at once, gets 429 for its key and stops with
+//     keySystemLicenseRequestFailed;
+//   - with a forward buffer shorter than a crypto period (maxBufferLength
+//     and maxMaxBufferLength 2 s here), it asks for each key only as
+//     playback nears its period, which the window allows: it plays.
+func TestHlsJsUnderClearKeyWindow(t *testing.T) {
+	interop.Chromium(t)
+	assets := interop.PlayerAssets(t)
+	dir := t.TempDir()
+	ks := initStore(t, dir)
+	state := filepath.Join(dir, "license.state")
+	media := filepath.Join(dir, "media")
+	require.NoError(t, os.Mkdir(media, 0o700))
+
+	mux := http.NewServeMux()
+	page := httptest.NewServer(mux)
+	t.Cleanup(page.Close)
+	mux.Handle(interop.HlsJSPath, assets)
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	licenseURL := base + "/v1/clearkey"
+
+	out := filepath.Join(media, "clip-rot")
+	r := sealmesh(t, dir, nil, "pack", "--keystore", ks, "--in", clip(t, "360p.mp4"),
+		"--out", out, "--content", "clip-rot", "--crypto-period", "4s", "--license-url", licenseURL, "--quiet")
+	require.Equal(t, 0, r.code, r.stderr)
+	mux.Handle("/clip-rot/", http.StripPrefix("/clip-rot/", http.FileServer(http.Dir(out))))
+	startLicenseServer(t, dir, base, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--admin-listen", "127.0.0.1:0",
+		"--keystore", ks, "--state", state, "--dev-tokens", "--cors-origin", page.URL,
+		"--content-dir", media, "--clearkey-window", "clip-*", "--key-window-speed", "1")
+	play := func(t *testing.T, name, config string) interop.PlayResult {
+		r := sealmesh(t, dir, nil, "token", "issue", "--state", state, "--account", "acct-"+name, "--content", "clip-rot", "--ttl", "10m")
+		require.Equal(t, 0, r.code, r.stderr)
+		html := hlsTokenPage(t, page.URL+"/clip-rot/master.m3u8", licenseURL, strings.TrimSpace(r.stdout), config)
+		mux.Handle("/play-"+name, interop.ServeHTML(html))
+		res := interop.PlayInChromium(t, page.URL+"/play-"+name, 60*time.Second)
+		t.Logf("logs:\n%s", strings.Join(res.Logs, "\n"))
+		return res
+	}
+	t.Run("default-buffer-fails", func(t *testing.T) {
+		res := play(t, "default", "")
+		require.Contains(t, res.Error, "keySystemLicenseRequestFailed", "%+v", res)
+		require.Contains(t, strings.Join(res.Logs, "\n"), "http 429: POST "+licenseURL)
+	})
+	t.Run("short-buffer-plays", func(t *testing.T) {
+		res := play(t, "short", "    maxBufferLength: 2, maxMaxBufferLength: 2,\n")
+		if res.Error != "" || res.CurrentTime < 10 || res.DecodedFrames < 200 {
+			t.Fatalf("playback failed: currentTime %.2f, %d frames, error %q (code %d)", res.CurrentTime, res.DecodedFrames, res.Error, res.ErrorCode)
 		}
 	})
 }
