@@ -296,3 +296,35 @@ func TestClearKeyConcurrentPlayersOneToken(t *testing.T) {
 	r = postClearKey(t, fromIP(t, "127.0.0."+strconv.Itoa(n+1)), e.url, tok, clearKeyBody(e.movieKeys[0]))
 	require.Equal(t, http.StatusOK, r.status, "%s", r.body)
 }
+
+// TestKeyWindowConcurrentRenewals: the window is decided under the state
+// lock, so two renewals of one session racing in opposite directions cannot
+// each widen it from the same starting point: of a step back and a step
+// ahead, each allowed alone, exactly one is given.
+func TestKeyWindowConcurrentRenewals(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *license.Config) { c.MaxStreamsPerAccount = -1 }))
+	ks := putLong(t, e)
+	ctx := t.Context()
+	c := e.client(t, e.token(t, "acct-1", []string{long}))
+	for round := range 10 {
+		l, err := c.License(ctx, license.KeyRequest{Content: long, KIDs: []keys.KID{ks[5].KID(), ks[6].KID()}})
+		require.NoError(t, err)
+		e.clock.Add(time.Second) // 2 s of content at speed 2: one period more, in either direction
+		errs := make(chan error, 2)
+		for _, pair := range [][2]int{{6, 7}, {4, 5}} {
+			go func() {
+				_, err := c.Renew(ctx, l, license.KeyRequest{KIDs: []keys.KID{ks[pair[0]].KID(), ks[pair[1]].KID()}})
+				errs <- err
+			}()
+		}
+		ok := 0
+		for range 2 {
+			if err := <-errs; err == nil {
+				ok++
+			} else {
+				retryAfter(t, err)
+			}
+		}
+		require.Equal(t, 1, ok, "round %d", round)
+	}
+}
