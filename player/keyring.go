@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ type keyring struct {
 	lic     *license.License
 	keys    map[[16]byte][]byte
 	expiry  time.Time
+	lastPos float64 // position of the last license granted (0 for the first)
 	renewed int
 	fails   int
 	lastErr error
@@ -73,22 +75,30 @@ func (k *keyring) has(kid [16]byte) bool {
 	return err == nil
 }
 
-// maxWindowWait is the longest a renewal waits for the server's key window
-// to reach a period before starting a new session there instead.
-const maxWindowWait = 5 * time.Second
+// seekDistance is how far (in content seconds) a renewal's position must be
+// from the last one the server granted to count as a seek: only then does
+// the keyring start a new session there when the server's key window
+// refuses it. A new session takes a stream slot of the account until it
+// lapses, so buffering ahead must never cause one.
+const seekDistance = 60.0
 
 // renew asks for a license covering position (content seconds).
 func (k *keyring) renew(ctx context.Context, position float64) error {
 	k.mu.Lock()
-	prev := k.lic
+	prev, last := k.lic, k.lastPos
 	k.mu.Unlock()
 	lic, err := k.client.Renew(ctx, prev, license.KeyRequest{Content: k.content, Position: &position})
 	var ae *license.APIError
 	if errors.As(err, &ae) && ae.Code == license.CodeKeyWindowAhead {
-		// The server paces keys by playback (its key window): a period a
-		// little ahead comes after Retry-After; one far ahead (a seek) needs a
-		// new session that starts there.
-		if ae.RetryAfter > 0 && ae.RetryAfter <= maxWindowWait {
+		// The server paces keys by playback (its key window). A seek needs
+		// a new session that starts there; a period a little ahead (the
+		// platform player buffering) comes after Retry-After, if the
+		// caller's deadline allows the wait, and is refused otherwise so
+		// that the caller asks again later.
+		switch dl, ok := ctx.Deadline(); {
+		case math.Abs(position-last) > seekDistance:
+			lic, err = k.client.License(ctx, license.KeyRequest{Content: k.content, Position: &position})
+		case ae.RetryAfter > 0 && (!ok || time.Until(dl) > ae.RetryAfter):
 			t := time.NewTimer(ae.RetryAfter)
 			select {
 			case <-ctx.Done():
@@ -97,8 +107,6 @@ func (k *keyring) renew(ctx context.Context, position float64) error {
 			case <-t.C:
 			}
 			lic, err = k.client.Renew(ctx, prev, license.KeyRequest{Content: k.content, Position: &position})
-		} else {
-			lic, err = k.client.License(ctx, license.KeyRequest{Content: k.content, Position: &position})
 		}
 	}
 	if err != nil {
@@ -110,6 +118,7 @@ func (k *keyring) renew(ctx context.Context, position float64) error {
 	}
 	k.install(lic)
 	k.mu.Lock()
+	k.lastPos = position
 	k.renewed++
 	k.lastErr = nil
 	k.mu.Unlock()
