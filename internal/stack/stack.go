@@ -157,7 +157,7 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 	st.server, err = license.New(license.Config{
 		LicenseTTL: o.LicenseTTL, RenewAfter: o.RenewAfter, MaxStreamsPerAccount: o.MaxStreamsPerAccount,
 		KeyWindow: license.KeyWindow{Speed: max(license.DefaultWindowSpeed, 2*o.PlaybackSpeed)},
-		Logger: o.Logger, CORSOrigins: []string{"*"},
+		Logger:    o.Logger, CORSOrigins: []string{"*"},
 		// Many viewers on one machine share an IP and an account.
 		IPRate: rate.Limit(10000), IPBurst: 10000, AccountRate: rate.Limit(10000), AccountBurst: 10000,
 	}, license.Deps{Keys: st.reader, Tokens: st.verify, Signer: lsk.Signer(), State: st.state, ManifestKeys: st.ManifestKeys,
