@@ -129,6 +129,12 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	if *tlsCert == "" && !*insecure && !loopbackAddr(*listen) {
 		return usageErr("license serve: refusing plain HTTP on %s: give --tls-cert and --tls-key, listen on loopback, or pass --insecure-http behind a TLS proxy", *listen)
 	}
+	if !(*keySpeed >= 1 && *keySpeed <= 1000) {
+		return usageErr("license serve: --key-window-speed %v: use 1 (real time) to 1000", *keySpeed)
+	}
+	if *keyPeriod < 100*time.Millisecond {
+		return usageErr("license serve: --key-window-period %v: use the crypto period of your content (at least 100ms)", *keyPeriod)
+	}
 	if *jwks == "" && !*devTokens {
 		return usageErr("license serve: no token keys: give --jwks FILE (the operator backend's public keys) or --dev-tokens for development")
 	}
