@@ -328,3 +328,25 @@ func TestKeyWindowConcurrentRenewals(t *testing.T) {
 		require.Equal(t, 1, ok, "round %d", round)
 	}
 }
+
+// TestKeyWindowSurvivesRestart: the window is stored with the session, so a
+// restarted server still refuses what the session could not have reached.
+func TestKeyWindowSurvivesRestart(t *testing.T) {
+	e := newEnv(t)
+	ks := putLong(t, e)
+	ctx := t.Context()
+	tok := e.token(t, "acct-1", []string{long})
+	l, err := e.client(t, tok).License(ctx, license.KeyRequest{Content: long, KIDs: []keys.KID{ks[0].KID(), ks[1].KID()}})
+	require.NoError(t, err)
+	e.clock.Add(time.Second)
+	l, err = e.client(t, tok).Renew(ctx, l, license.KeyRequest{KIDs: []keys.KID{ks[1].KID(), ks[2].KID()}})
+	require.NoError(t, err)
+
+	e.restart(t)
+	c := e.client(t, tok)
+	_, err = c.Renew(ctx, l, license.KeyRequest{KIDs: []keys.KID{ks[3].KID(), ks[4].KID()}})
+	require.Equal(t, 2*time.Second, retryAfter(t, err), "the window 0..2 began 1 s ago; 0..4 needs 3 periods, 3 s at speed 2")
+	e.clock.Add(2 * time.Second)
+	_, err = c.Renew(ctx, l, license.KeyRequest{KIDs: []keys.KID{ks[3].KID(), ks[4].KID()}})
+	require.NoError(t, err)
+}
