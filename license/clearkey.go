@@ -29,6 +29,8 @@ import (
 // number of concurrent players (it did when the session was per token).
 // What this does not catch: players behind one NAT share a slot, and a
 // player whose address changes takes a second slot until the first lapses.
+// Behind a reverse proxy the address is the proxy's unless
+// Config.TrustProxyHeaders is set.
 //
 // Key window. For content that KeyWindow.ClearKey names, the session
 // follows the same window as native licenses (window.go): the answer holds
