@@ -111,7 +111,7 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
-	// RetryAfter is the server's Retry-After delay (0 when it sent none).
+	// RetryAfter is the server's Retry-After (429, 503), zero if it sent none.
 	RetryAfter time.Duration
 }
 
