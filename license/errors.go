@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Error codes: the "code" member of every error body,
@@ -58,6 +59,15 @@ const (
 	CodeUnavailable        = "unavailable"            // 503: the server is shutting down
 )
 
+// Error codes of the key window and the token checks of issue 12 (kept in
+// their own block; the same stability promise holds).
+const (
+	CodeKIDsNotAdjacent = "kids_not_adjacent"       // 400: the KIDs of one request are not of adjacent crypto periods
+	CodeTokenIssuer     = "token_wrong_issuer"      // 401: "iss" is not an issuer this server accepts
+	CodeTokenLifetime   = "token_lifetime_too_long" // 401: "exp" is further from "iat" or now than the server's maximum token lifetime
+	CodeKeyWindowAhead  = "key_window_ahead"        // 429: the periods asked for are beyond what playback can have reached since the session began; see Retry-After
+)
+
 // apiError is a failure of one request, as sent to the client. Handlers
 // return it (wrapped or not); the error middleware writes it.
 type apiError struct {
@@ -101,6 +111,8 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the server's Retry-After (429, 503), zero if it sent none.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {

@@ -82,6 +82,11 @@ type Config struct {
 	// peers) once the handler starts. A segment stream that times out is
 	// reset and counts as a strike (IdleStreamStrikes). Zero: 2 s.
 	RequestTimeout time.Duration
+	// BrowserTransports adds the WebTransport and WebRTC-direct transports
+	// and, for every QUIC listen address, a WebTransport listener on the same
+	// UDP port and a WebRTC-direct listener, so browsers can dial the host
+	// (see browser.go). Browser peers are admitted by ticket like any other.
+	BrowserTransports bool
 	// MDNS enables discovery on the local network (service "sealmesh").
 	MDNS bool
 	// DHT enables the private Kademlia DHT (protocol prefix /sealmesh) in

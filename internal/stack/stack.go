@@ -42,6 +42,10 @@ type Options struct {
 	LicenseTTL, RenewAfter time.Duration
 	// MaxStreamsPerAccount: zero 1000 (the demo's viewers share an account).
 	MaxStreamsPerAccount int
+	// PlaybackSpeed is how fast the viewers play (zero: 1); the license
+	// server's key window lets sessions advance at twice that (at least its
+	// default), so fast-forwarded demos are not throttled by it.
+	PlaybackSpeed float64
 	// Origin wraps the origin's handler (to count or shape traffic). Zero:
 	// a plain file server.
 	Origin func(http.Handler) http.Handler
@@ -68,6 +72,8 @@ type Stack struct {
 	servers []*http.Server
 	cancel  context.CancelFunc
 	done    []chan struct{}
+	sctx    context.Context
+	lic     licenseListener
 }
 
 const audience = "sealmesh"
@@ -118,8 +124,11 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 		Signer: msk.Signer(), SigningKeyID: msk.ID(), LicenseURL: "/v1/clearkey",
 		Keys: func(p int) (segment.Key, error) {
 			ck, err := keys.NewContentKey(p)
+			if err != nil {
+				return segment.Key{}, err
+			}
 			cks = append(cks, ck)
-			return segment.Key{KID: ck.KID(), Key: ck.InsecureRawKey()}, err
+			return segment.NewKey(ck.KID(), ck.InsecureRawKey())
 		},
 		BeforeCommit: func(*segment.Manifest) error { return ks.PutContent(ctx, o.ContentID, cks, false) },
 	})
@@ -153,7 +162,8 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 	}
 	st.server, err = license.New(license.Config{
 		LicenseTTL: o.LicenseTTL, RenewAfter: o.RenewAfter, MaxStreamsPerAccount: o.MaxStreamsPerAccount,
-		Logger: o.Logger, CORSOrigins: []string{"*"},
+		KeyWindow: license.KeyWindow{Speed: max(license.DefaultWindowSpeed, 2*o.PlaybackSpeed)},
+		Logger:    o.Logger, CORSOrigins: []string{"*"},
 		// Many viewers on one machine share an IP and an account.
 		IPRate: rate.Limit(10000), IPBurst: 10000, AccountRate: rate.Limit(10000), AccountBurst: 10000,
 	}, license.Deps{Keys: st.reader, Tokens: st.verify, Signer: lsk.Signer(), State: st.state, ManifestKeys: st.ManifestKeys,
@@ -163,14 +173,13 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
+	st.sctx = sctx
 	lln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	st.LicenseURL = "http://" + lln.Addr().String()
-	ldone := make(chan struct{})
-	st.done = append(st.done, ldone)
-	go func() { defer close(ldone); _ = st.server.Serve(sctx, lln) }()
+	st.serveLicense(lln)
 
 	var origin http.Handler = http.FileServer(http.Dir(filepath.Join(o.Dir, "origin")))
 	if o.Origin != nil {
@@ -222,6 +231,7 @@ func (st *Stack) Close() {
 		<-d
 	}
 	st.done = nil
+	st.StopLicense()
 	if st.server != nil {
 		st.server.Close()
 	}
