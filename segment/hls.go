@@ -328,7 +328,7 @@ func ParseHLS(data []byte) (*HLSMultivariant, *HLSMedia, error) {
 		case "#EXTINF":
 			isMedia = true
 			d, _, _ := strings.Cut(value, ",")
-			if pending.Duration, err = strconv.ParseFloat(d, 64); err != nil || pending.Duration < 0 || pending.Duration > 1e6 {
+			if pending.Duration, err = strconv.ParseFloat(d, 64); err != nil || !(pending.Duration >= 0 && pending.Duration <= 1e6) {
 				return nil, nil, bad(i, "EXTINF duration %q", d)
 			}
 			if i+1 >= len(clean) || strings.HasPrefix(clean[i+1], "#") {
