@@ -1,8 +1,13 @@
 package segment
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/Eyevinn/dash-mpd/mpd"
 )
@@ -61,5 +66,70 @@ func TestFillTemplate(t *testing.T) {
 				t.Fatalf("fillTemplate(%q) = %q, %v; want %q", tc.tmpl, got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDASHWriteParse writes the MPD of a packaged clip with key rotation,
+// reads it back with the DASH library and expands every Representation's
+// SegmentTemplate with the DASH input's own reader (mpdFiles): each period
+// lists exactly the init and media files of the signed manifest.
+func TestDASHWriteParse(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	clip := filepath.Join(filepath.Dir(filepath.Dir(file)), "testdata", "clip")
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "out")
+	res, err := Pack(t.Context(), Config{
+		Inputs: []string{filepath.Join(clip, "360p.mp4"), filepath.Join(clip, "180p.mp4")}, OutDir: out, ContentID: "rt",
+		Signer: priv, SigningKeyID: "k", CryptoPeriod: 4 * time.Second, LicenseURL: "https://lic.example/ck",
+		Keys: func(int) (Key, error) {
+			k := Key{Key: make([]byte, 16)}
+			rand.Read(k.KID[:])
+			rand.Read(k.Key)
+			return k, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Manifest
+	if len(m.Periods) != 3 {
+		t.Fatalf("%d crypto periods, want 3", len(m.Periods))
+	}
+	doc, err := mpd.ReadFromFile(filepath.Join(out, DASHManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Periods) != len(m.Periods) {
+		t.Fatalf("%d Periods for %d crypto periods", len(doc.Periods), len(m.Periods))
+	}
+	for p, per := range doc.Periods {
+		for _, as := range per.AdaptationSets {
+			for _, rep := range as.Representations {
+				init, media, err := mpdFiles(as, rep, doc.MediaPresentationDuration)
+				if err != nil {
+					t.Fatalf("period %d %s: %v", p, rep.Id, err)
+				}
+				var wantInit string
+				var wantMedia []string
+				for _, r := range m.Renditions {
+					if r.ID != rep.Id {
+						continue
+					}
+					for _, f := range r.Files {
+						if f.Period == p && f.Kind == KindInit {
+							wantInit = f.Path
+						} else if f.Period == p && f.Kind == KindMedia {
+							wantMedia = append(wantMedia, f.Path)
+						}
+					}
+				}
+				if init != wantInit || strings.Join(media, " ") != strings.Join(wantMedia, " ") {
+					t.Errorf("period %d %s: MPD lists %s %v, manifest %s %v", p, rep.Id, init, media, wantInit, wantMedia)
+				}
+			}
+		}
 	}
 }
