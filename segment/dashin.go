@@ -1,7 +1,11 @@
 package segment
 
 import (
+	"bytes"
+	"encoding/xml"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"strconv"
@@ -30,6 +34,9 @@ func openDASHLadder(path string) (sampleSource, []*track, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("open input: %w", err)
+	}
+	if err := wellFormedXML(data); err != nil {
+		return nil, nil, fmt.Errorf("%w: %s is not a DASH MPD: %v", ErrUnsupportedInput, path, err)
 	}
 	doc, err := mpd.MPDFromBytes(data)
 	if err != nil {
@@ -81,6 +88,44 @@ func openDASHLadder(path string) (sampleSource, []*track, error) {
 		return nil, nil, fmt.Errorf("%w: %s has no Representation", ErrUnsupportedInput, path)
 	}
 	return l, tracks, nil
+}
+
+// wellFormedXML checks data with the standard library's decoder before the
+// DASH library's decoder (a fork of encoding/xml) sees it: the fork spins
+// forever on some malformed documents (FuzzLadderInput found one: text
+// before the root element, then an element closed by the wrong end tag),
+// and a packager that hangs on bad input is worse than one that refuses it.
+// Well-formed here means: strict syntax, one root element, no text outside
+// it, every element closed.
+func wellFormedXML(data []byte) error {
+	d := xml.NewDecoder(bytes.NewReader(data))
+	d.Strict = true
+	depth, roots := 0, 0
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			if depth != 0 || roots != 1 {
+				return fmt.Errorf("XML document with %d root elements and %d unclosed", roots, depth)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			if depth == 0 {
+				roots++
+			}
+			depth++
+		case xml.EndElement:
+			depth--
+		case xml.CharData:
+			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
+				return errors.New("text outside the root element")
+			}
+		}
+	}
 }
 
 // fillTemplate expands a SegmentTemplate's $identifier$s (ISO/IEC
