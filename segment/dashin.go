@@ -91,17 +91,18 @@ func openDASHLadder(path string) (sampleSource, []*track, error) {
 }
 
 // wellFormedXML checks data with the standard library's decoder before the
-// DASH library's decoder (a fork of encoding/xml) sees it: the fork spins
-// forever on some malformed documents (FuzzLadderInput found one: text
-// before the root element, then an element closed by the wrong end tag),
-// and a packager that hangs on bad input is worse than one that refuses it.
-// Well-formed here means: strict syntax, one root element, no text outside
-// it, every element closed.
+// DASH library's decoder (a fork of encoding/xml, v0.17.0) sees it: the
+// fork spins forever on a raw '>' in character data (legal XML, e.g.
+// <BaseURL>a>b</BaseURL>; FuzzLadderInput found it, its inputs are kept as
+// seeds), and a packager that hangs on bad input is worse than one that
+// refuses it. Accepted here: strict syntax, one root element, no text
+// outside it, every element closed, and no raw '>' in text (write &gt;).
 func wellFormedXML(data []byte) error {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
 	depth, roots := 0, 0
 	for {
+		start := d.InputOffset()
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
 			if depth != 0 || roots != 1 {
@@ -123,6 +124,10 @@ func wellFormedXML(data []byte) error {
 		case xml.CharData:
 			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
 				return errors.New("text outside the root element")
+			}
+			raw := data[start:d.InputOffset()]
+			if !bytes.HasPrefix(raw, []byte("<![CDATA[")) && bytes.IndexByte(raw, '>') >= 0 {
+				return fmt.Errorf("line %d: a raw '>' in text; write &gt;", 1+bytes.Count(data[:start], []byte("\n")))
 			}
 		}
 	}

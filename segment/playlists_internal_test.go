@@ -35,7 +35,7 @@ func TestFillTemplate(t *testing.T) {
 	ts := uint64(90000)
 	cases := map[string]struct {
 		tmpl, want, err string
-		time          *uint64
+		time            *uint64
 	}{
 		"plain":          {tmpl: "seg.m4s", want: "seg.m4s"},
 		"number":         {tmpl: "$RepresentationID$/$Number$.m4s", want: "v1/7.m4s"},
@@ -130,6 +130,27 @@ func TestDASHWriteParse(t *testing.T) {
 					t.Errorf("period %d %s: MPD lists %s %v, manifest %s %v", p, rep.Id, init, media, wantInit, wantMedia)
 				}
 			}
+		}
+	}
+}
+
+// TestWellFormedXML: what the DASH library's decoder would spin on is
+// refused first; ordinary MPD text passes.
+func TestWellFormedXML(t *testing.T) {
+	for in, ok := range map[string]bool{
+		`<MPD><Period id="a&gt;b"><![CDATA[x>y]]><!-- a > b --></Period></MPD>`: true,
+		`<?xml version="1.0"?>` + "\n<MPD>\n</MPD>\n":                           true,
+		`<MPD id="a>b"></MPD>`:                 true,
+		`<MPD><BaseURL>a>b</BaseURL></MPD>`:    false, // the library's decoder hangs on this
+		`<MPD>a></MPD>`:                        false,
+		`?xml <MPD></MPD>`:                     false,
+		`<MPD></MPD><MPD></MPD>`:               false,
+		`<MPD><Period>`:                        false,
+		`<MPD><Period></Px></MPD>`:             false,
+		`<MPD><BaseURL>a&gt;b</BaseURL></MPD>`: true,
+	} {
+		if err := wellFormedXML([]byte(in)); (err == nil) != ok {
+			t.Errorf("wellFormedXML(%q) = %v, want ok=%v", in, err, ok)
 		}
 	}
 }
