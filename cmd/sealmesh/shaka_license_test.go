@@ -33,6 +33,12 @@ import (
 // HLS playlists. With an expired token Shaka fails with its license error
 // 6007. Both a single-key cbcs package and a cbcs package with key rotation
 // (three periods, so players ask the server once per period) are played.
+//
+// Checked by mutation (2026-12-06): with the W3C common-PSSH
+// ContentProtection put back into the MPD, dash.js 5 fails here with
+// "DRM: unable to create session ... TypeError" (113); without
+// withCredentials: false in the page's protection data, dash.js 5 and 4
+// fail the license request on CORS (114).
 func TestShakaPlaysWithLicenseServer(t *testing.T) {
 	interop.Chromium(t)
 	assets := interop.PlayerAssets(t)
