@@ -21,7 +21,7 @@ import (
 // parsing. A maintained library was considered (Eyevinn/hls-m3u8, a fork of
 // grafov/m3u8): its EXT-X-KEY has no KEYID, which hls.js needs to tell the
 // keys of a rotation apart, and its reader keeps per-process pools; what is
-// needed here is two hundred lines with tests.
+// needed here is a few hundred lines with tests.
 
 // ErrBadPlaylist is wrapped by every error of [ParseHLS] and the Encode
 // methods.
