@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/sealmesh/sealmesh/keys"
@@ -19,7 +20,8 @@ const keysSynopsis = `Usage: sealmesh keys <init|list|export> [flags]
   init    create a new key store: a Tink AES-256-GCM keyset (the KEK) sealed
           under your passphrase (argon2id), and the manifest signing key
   list    content IDs with their KIDs per crypto period, and the public
-          signing keys that peers and players must trust
+          signing keys that peers and players must trust (--pins: only the
+          'sealmesh peer' flags that pin them)
   export  print a content's clear keys as JSON; refused without
           --insecure-cleartext (for tests and migration only)
 
@@ -70,6 +72,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	case "list":
 		asJSON := fs.Bool("json", false, "print JSON")
+		pins := fs.Bool("pins", false, "print only the flags that pin the public keys in 'sealmesh peer' (--license-key HEX --manifest-key ID:HEX)")
 		if err := parseFlags(fs, rest); err != nil {
 			return err
 		}
@@ -78,6 +81,14 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer ks.Close()
+		if *pins {
+			flags, err := pinFlags(ctx, ks)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, strings.Join(flags, " "))
+			return nil
+		}
 		return listKeys(ctx, ks, *asJSON, stdout)
 	case "export":
 		content := fs.String("content", "", "content `ID` whose keys to print")
@@ -114,6 +125,20 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintln(stderr, keysSynopsis)
 		return usageErr("keys: unknown subcommand %q", sub)
 	}
+}
+
+// pinFlags returns the 'sealmesh peer' flags that pin the store's public
+// signing keys, so that no key is fetched from the license server.
+func pinFlags(ctx context.Context, ks *keys.FileStore) ([]string, error) {
+	msk, err := ks.SigningKey(ctx, keys.SigningKeyManifest)
+	if err != nil {
+		return nil, err
+	}
+	lsk, err := ks.SigningKey(ctx, keys.SigningKeyLicense)
+	if err != nil {
+		return nil, err
+	}
+	return []string{"--license-key", hex.EncodeToString(lsk.Public()), "--manifest-key", msk.ID() + ":" + hex.EncodeToString(msk.Public())}, nil
 }
 
 func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer) error {
@@ -154,6 +179,11 @@ func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer)
 	for _, l := range signing {
 		fmt.Fprintln(w, l)
 	}
+	flags, err := pinFlags(ctx, ks)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "pin them in players: sealmesh peer ... %s\n", strings.Join(flags, " "))
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTENT\tPERIODS\tCREATED\tKIDS")
