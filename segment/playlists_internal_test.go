@@ -85,10 +85,11 @@ func TestDASHWriteParse(t *testing.T) {
 		Inputs: []string{filepath.Join(clip, "360p.mp4"), filepath.Join(clip, "180p.mp4")}, OutDir: out, ContentID: "rt",
 		Signer: priv, SigningKeyID: "k", CryptoPeriod: 4 * time.Second, LicenseURL: "https://lic.example/ck",
 		Keys: func(int) (Key, error) {
-			k := Key{Key: make([]byte, 16)}
-			rand.Read(k.KID[:])
-			rand.Read(k.Key)
-			return k, nil
+			var kid [16]byte
+			raw := make([]byte, KeySize)
+			rand.Read(kid[:])
+			rand.Read(raw)
+			return NewKey(kid, raw)
 		},
 	})
 	if err != nil {
