@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -196,3 +197,87 @@ func startLicenseServer(t *testing.T, dir, base string, args ...string) (stop fu
 		}
 	}
 }
+
+// shakaTokenPage is a Shaka Player page with the entitlement token sent as
+// "Authorization: Bearer" on every license request (a Shaka request filter),
+// kept as its own template for keywindow_test.go, which edits its text (the
+// target time, the give-up time, the drm configuration). It keeps
+// interop.PlayerPage's result protocol (window.__result = {currentTime,
+// decodedFrames, error, errorCode}), so interop.PlayInChromium drives it.
+// The other browser tests use interop.PlayerPage.
+func shakaTokenPage(mpdURL, licenseURL, token string) string {
+	js := func(s string) string { b, _ := json.Marshal(s); return string(b) } // escapes <, >, &
+	return strings.NewReplacer("{{SCRIPT}}", interop.ShakaPlayerJSPath, "{{SOURCE}}", js(mpdURL),
+		"{{LICENSE}}", js(licenseURL), "{{TOKEN}}", js(token)).Replace(shakaTokenPageTemplate)
+}
+
+const shakaTokenPageTemplate = `<!doctype html>
+<html>
+<head><meta charset="utf-8"><title>sealmesh: Shaka Player with the license server</title></head>
+<body>
+<video id="v" muted autoplay playsinline width="640" height="360"></video>
+<script src="{{SCRIPT}}"></script>
+<script>
+'use strict';
+const SOURCE_URL = {{SOURCE}};
+const LICENSE_URL = {{LICENSE}};
+const TOKEN = {{TOKEN}};
+const video = document.getElementById('v');
+let done = false;
+function log(s) { console.log('[page] ' + s); }
+function frames() {
+  const q = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : null;
+  return q ? q.totalVideoFrames : 0;
+}
+function finish(error, errorCode) {
+  if (done) return;
+  done = true;
+  window.__result = {currentTime: video.currentTime, decodedFrames: frames(), error: error || '', errorCode: errorCode || 0};
+  log('result ' + JSON.stringify(window.__result));
+}
+function describe(e) {
+  if (!e) return 'unknown error';
+  let s = '';
+  if (e.code !== undefined) s += 'code ' + e.code;
+  if (e.category !== undefined) s += ' category ' + e.category;
+  if (e.data !== undefined) {
+    try {
+      s += ' data ' + JSON.stringify(e.data, (k, v) => {
+        if (k === 'stack' || k === 'initData' || k === 'headers') return undefined;
+        if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) return '[' + v.byteLength + ' bytes]';
+        return v;
+      });
+    } catch (_) { s += ' data ' + String(e.data); }
+  }
+  s = s.trim() || (e.message || String(e));
+  return s.length > 600 ? s.slice(0, 600) + '...' : s;
+}
+video.addEventListener('timeupdate', () => { if (video.currentTime >= 5) finish('', 0); });
+video.addEventListener('error', () => {
+  const me = video.error;
+  finish('video element: MediaError ' + (me ? me.code + ' ' + me.message : '?'), me ? me.code : -1);
+});
+setTimeout(() => finish('timeout: currentTime ' + video.currentTime + ' after 25 s', -2), 25000);
+(async () => {
+  shaka.polyfill.installAll();
+  if (!shaka.Player.isBrowserSupported()) { finish('shaka: browser not supported', -1); return; }
+  const player = new shaka.Player();
+  window.__player = player;
+  await player.attach(video);
+  player.configure({drm: {servers: {'org.w3.clearkey': LICENSE_URL}}});
+  player.getNetworkingEngine().registerRequestFilter((type, req) => {
+    if (type === shaka.net.NetworkingEngine.RequestType.LICENSE) req.headers['Authorization'] = 'Bearer ' + TOKEN;
+  });
+  player.addEventListener('error', (ev) => finish(describe(ev.detail), ev.detail.code || -1));
+  try {
+    await player.load(SOURCE_URL);
+  } catch (e) {
+    finish(describe(e), (e && e.code) || -1);
+    return;
+  }
+  video.play().catch((e) => log('play(): ' + e));
+})().catch((e) => finish('page: ' + describe(e), -1));
+</script>
+</body>
+</html>
+`
