@@ -58,3 +58,16 @@ func (l *LogFlags) Logger(w io.Writer) (*slog.Logger, error) {
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", l.format)
 }
+
+// AccessLogger returns an Info-level logger in the chosen format on w,
+// whatever --log-level says: a server's access log is asked for on its own.
+func (l *LogFlags) AccessLogger(w io.Writer) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	switch l.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", l.format)
+}
