@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/sealmesh/sealmesh/internal/cli"
@@ -107,12 +108,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func newFlagSet(name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
+	// The flag package calls Usage on a mistake too: print the manual only
+	// when it was asked for (see printManual).
+	fs.Usage = func() {}
+	manuals.Store(fs, func() {
 		fmt.Fprintf(helpOut, "%s\n\nFlags:\n", synopsis)
 		fs.SetOutput(helpOut)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
-	}
+	})
 	return fs
 }
 
@@ -121,6 +125,7 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(cli.Reorder(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printManual(fs)
 			return err
 		}
 		return usageErr("%s: %v (see 'sealmesh-bench %s --help')", fs.Name(), err, fs.Name())
@@ -129,6 +134,15 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return usageErr("%s: unexpected argument %q (see 'sealmesh-bench %s --help')", fs.Name(), fs.Arg(0), fs.Name())
 	}
 	return nil
+}
+
+// manuals holds each flag set's manual printer (newFlagSet).
+var manuals sync.Map // *flag.FlagSet → func()
+
+func printManual(fs *flag.FlagSet) {
+	if p, ok := manuals.Load(fs); ok {
+		p.(func())()
+	}
 }
 
 // multiFlag collects a repeatable string flag.

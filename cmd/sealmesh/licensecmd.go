@@ -81,11 +81,12 @@ Examples:
   sealmesh token issue --account a --content movie-7 --ttl -2m   # already expired: test refusals`
 
 func runLicense(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprintln(stderr, licenseSynopsis)
-		if len(args) == 0 {
-			return usageErr("license: give a subcommand: serve, revoke, unrevoke, revocations or audit")
-		}
+		return usageErr("license: give a subcommand: serve, revoke, unrevoke, revocations or audit")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, licenseSynopsis)
 		return nil
 	}
 	switch sub, rest := args[0], args[1:]; sub {
@@ -98,8 +99,7 @@ func runLicense(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "audit":
 		return runAudit(ctx, rest, stdout, stderr)
 	default:
-		fmt.Fprintln(stderr, licenseSynopsis)
-		return usageErr("license: unknown subcommand %q", sub)
+		return usageErr("license: unknown subcommand %q (serve, revoke, unrevoke, revocations or audit; see 'sealmesh license --help')", sub)
 	}
 }
 
@@ -355,16 +355,16 @@ func runRevoke(ctx context.Context, revoke bool, args []string, stdout, stderr i
 }
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprintln(stderr, tokenSynopsis)
-		if len(args) == 0 {
-			return usageErr("token: give a subcommand: issue")
-		}
+		return usageErr("token: give a subcommand: issue")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, tokenSynopsis)
 		return nil
 	}
 	if args[0] != "issue" {
-		fmt.Fprintln(stderr, tokenSynopsis)
-		return usageErr("token: unknown subcommand %q", args[0])
+		return usageErr("token: unknown subcommand %q (issue; see 'sealmesh token --help')", args[0])
 	}
 	fs := newFlagSet("token issue", tokenSynopsis, stderr)
 	statePath := fs.String("state", DefaultState, "state file `path` of the license server; the development key is <path>.devkey.json")

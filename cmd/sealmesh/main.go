@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/sealmesh/sealmesh/internal/cli"
@@ -112,8 +113,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		fmt.Fprint(stderr, usage)
-		return usageErr("unknown command %q", cmd)
+		return usageErr("unknown command %q: see 'sealmesh help' for the commands", cmd)
 	}
 }
 
@@ -123,12 +123,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func newFlagSet(name, synopsis string, _ io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {
+	// The flag package calls Usage on a mistake too: print the manual only
+	// when it was asked for (see printManual).
+	fs.Usage = func() {}
+	manuals.Store(fs, func() {
 		fmt.Fprintf(helpOut, "%s\n\nFlags:\n", synopsis)
 		fs.SetOutput(helpOut)
 		fs.PrintDefaults()
 		fs.SetOutput(io.Discard)
-	}
+	})
 	return fs
 }
 
@@ -144,6 +147,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 func parseArgs(fs *flag.FlagSet, args []string, max int) ([]string, error) {
 	if err := fs.Parse(cli.Reorder(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			printManual(fs)
 			return nil, err
 		}
 		return nil, usageErr("%s: %v (see 'sealmesh %s --help')", fs.Name(), err, fs.Name())
@@ -166,6 +170,15 @@ func runVersion(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout, b)
 	return nil
+}
+
+// manuals holds each flag set's manual printer (newFlagSet).
+var manuals sync.Map // *flag.FlagSet → func()
+
+func printManual(fs *flag.FlagSet) {
+	if p, ok := manuals.Load(fs); ok {
+		p.(func())()
+	}
 }
 
 // multiFlag collects a repeatable string flag.
