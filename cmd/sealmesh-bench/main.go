@@ -123,6 +123,7 @@ func newFlagSet(name, synopsis string) *flag.FlagSet {
 // parseFlags parses flags and positional arguments in any order and
 // refuses positional ones.
 func parseFlags(fs *flag.FlagSet, args []string) error {
+	defer manuals.Delete(fs) // parsed once: the manual is needed no more
 	if err := fs.Parse(cli.Reorder(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printManual(fs)

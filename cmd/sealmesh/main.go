@@ -143,8 +143,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 }
 
 // parseArgs parses args, flags and positional arguments in any order, and
-// returns the positional arguments: at most max of them.
-func parseArgs(fs *flag.FlagSet, args []string, max int) ([]string, error) {
+// returns the positional arguments: at most maxPos of them.
+func parseArgs(fs *flag.FlagSet, args []string, maxPos int) ([]string, error) {
+	defer manuals.Delete(fs) // parsed once: the manual is needed no more
 	if err := fs.Parse(cli.Reorder(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printManual(fs)
@@ -152,8 +153,8 @@ func parseArgs(fs *flag.FlagSet, args []string, max int) ([]string, error) {
 		}
 		return nil, usageErr("%s: %v (see 'sealmesh %s --help')", fs.Name(), err, fs.Name())
 	}
-	if fs.NArg() > max {
-		return nil, usageErr("%s: unexpected argument %q (see 'sealmesh %s --help')", fs.Name(), fs.Arg(max), fs.Name())
+	if fs.NArg() > maxPos {
+		return nil, usageErr("%s: unexpected argument %q (see 'sealmesh %s --help')", fs.Name(), fs.Arg(maxPos), fs.Name())
 	}
 	return fs.Args(), nil
 }
