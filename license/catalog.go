@@ -24,9 +24,17 @@ import (
 // (normally the key store's "manifest" signing key) before anything in it is
 // used: the period start times decide which keys a position gets, so an
 // unsigned or tampered manifest could steer a request to other periods.
-// Manifests that fail are logged and skipped. A lookup of a content the
-// catalog does not know re-scans the directories (at most once per
-// rescanInterval), so content packed while the server runs is found.
+// Manifests that fail are logged and skipped.
+//
+// Licenses name the digest of the content's current manifest (L4: a player
+// refuses any other, so an older signed manifest cannot be replayed to it),
+// so the catalog must follow re-packs: a lookup re-scans the directories when
+// the last scan is older than rescanInterval, re-reading only the manifests
+// whose file changed (another inode, size or modification time: `pack
+// --force` renames a new folder into place). Content packed while the server
+// runs is found the same way. For rescanInterval after a re-pack, licenses
+// may still name the replaced manifest, and players that already fetched the
+// new one are refused until they retry.
 type DirCatalog struct {
 	dirs    []string
 	trusted segment.TrustedKeys
@@ -35,7 +43,14 @@ type DirCatalog struct {
 
 	mu       sync.Mutex
 	byID     map[string]*segment.Manifest
+	files    map[string]catalogFile // by manifest path
 	lastScan time.Time
+}
+
+// catalogFile is a manifest file as last read, to skip unchanged ones.
+type catalogFile struct {
+	fi os.FileInfo
+	m  *segment.Manifest
 }
 
 var _ ContentCatalog = (*DirCatalog)(nil)
@@ -79,44 +94,93 @@ func (c *DirCatalog) Contents() []string {
 	return out
 }
 
-// Periods implements ContentCatalog.
-func (c *DirCatalog) Periods(_ context.Context, contentID string) ([]segment.Period, error) {
+// manifest returns the content's current manifest, re-scanning first when
+// the last scan is older than rescanInterval.
+func (c *DirCatalog) manifest(contentID string) (*segment.Manifest, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m, ok := c.byID[contentID]
-	if !ok && c.now().Sub(c.lastScan) >= rescanInterval {
+	if c.now().Sub(c.lastScan) >= rescanInterval {
 		c.scanLocked()
-		m, ok = c.byID[contentID]
 	}
+	m, ok := c.byID[contentID]
 	if !ok {
 		return nil, fmt.Errorf("catalog: content %q: %w", contentID, keys.ErrNotFound)
 	}
+	return m, nil
+}
+
+// Periods implements ContentCatalog.
+func (c *DirCatalog) Periods(_ context.Context, contentID string) ([]segment.Period, error) {
+	m, err := c.manifest(contentID)
+	if err != nil {
+		return nil, err
+	}
 	return m.Periods, nil
+}
+
+// ManifestDigest implements ContentCatalog.
+func (c *DirCatalog) ManifestDigest(_ context.Context, contentID string) (string, error) {
+	m, err := c.manifest(contentID)
+	if err != nil {
+		return "", err
+	}
+	return m.Digest(), nil
 }
 
 func (c *DirCatalog) scanLocked() {
 	c.lastScan = c.now()
 	byID := make(map[string]*segment.Manifest)
 	where := make(map[string]string)
+	files := make(map[string]catalogFile)
 	for _, d := range c.dirs {
 		paths, err := filepath.Glob(filepath.Join(d, "*", segment.ManifestFile))
 		if err != nil {
 			continue // only ErrBadPattern, and the pattern is ours
 		}
 		for _, p := range paths {
-			m, err := readManifest(p, c.trusted)
+			fi, err := os.Stat(p)
 			if err != nil {
-				c.log.Warn("license: content catalog: skipping manifest", "path", p, "err", err)
-				continue
+				continue // removed since the glob
 			}
+			m := c.files[p].m
+			if prev := c.files[p].fi; prev == nil || !os.SameFile(prev, fi) || prev.Size() != fi.Size() || !prev.ModTime().Equal(fi.ModTime()) {
+				if m, err = readManifest(p, c.trusted); err != nil {
+					c.log.Warn("license: content catalog: skipping manifest", "path", p, "err", err)
+					continue
+				}
+			}
+			files[p] = catalogFile{fi: fi, m: m}
+			// The same content in two folders: the newer manifest (by
+			// sequence) is the current one; an equal one keeps the first.
 			if prev, dup := where[m.ContentID]; dup {
-				c.log.Warn("license: content catalog: content packaged twice; keeping the first", "content", m.ContentID, "kept", prev, "skipped", p)
+				kept, skipped := prev, p
+				if m.Sequence > byID[m.ContentID].Sequence {
+					kept, skipped = p, prev
+					byID[m.ContentID], where[m.ContentID] = m, p
+				}
+				c.log.Warn("license: content catalog: content packaged twice; keeping the newer manifest", "content", m.ContentID, "kept", kept, "skipped", skipped)
 				continue
 			}
 			byID[m.ContentID], where[m.ContentID] = m, p
 		}
 	}
-	c.byID = byID
+	c.byID, c.files = byID, files
+}
+
+// manifestDigest is the digest a license names: that of the content's
+// current manifest in the catalog, or "" without a catalog or when the
+// catalog does not know the content (a license then names none, and players
+// rely on the manifest's sequence number alone against rollback). A catalog
+// failure is logged, not fatal: the license is still correct without it.
+func (s *Server) manifestDigest(ctx context.Context, content string) string {
+	if s.deps.Catalog == nil {
+		return ""
+	}
+	d, err := s.deps.Catalog.ManifestDigest(ctx, content)
+	if err != nil && !errors.Is(err, keys.ErrNotFound) {
+		s.cfg.Logger.Warn("license: content catalog: no manifest digest", "content", content, "err", err)
+	}
+	return d
 }
 
 func readManifest(path string, trusted segment.TrustedKeys) (*segment.Manifest, error) {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/sealmesh/sealmesh/keys"
@@ -61,6 +62,14 @@ type Client struct {
 	cfg  ClientConfig
 	kem  hpke.KEM
 	keys map[string]ed25519.PublicKey
+
+	// clockOffset (nanoseconds) corrects this device's clock for proofs of
+	// possession, whose time the server checks against its own: learnt from
+	// the server's Date header after a proof_time refusal (set-top boxes
+	// often boot with a wrong clock).
+	clockOffset atomic.Int64
+	lastDate    atomic.Pointer[dateSample]
+	lastProof   atomic.Int64 // Unix milliseconds of the last proof sent
 }
 
 // NewClient checks cfg and returns a Client.
@@ -110,7 +119,11 @@ type License struct {
 	ID, SessionID, Content, AccountHash, DeviceID string
 	NotBefore, Expiry, RenewAfter                 time.Time
 	Policy                                        Policy
-	keys                                          []keys.ContentKey
+	// ManifestSHA256 is the digest (segment.Manifest.Digest) of the signed
+	// manifest the license was issued for; "" when the server has no
+	// catalog of manifests. A player refuses any other manifest.
+	ManifestSHA256 string
+	keys           []keys.ContentKey
 }
 
 // Keys returns the content keys, in the order the license lists them.
@@ -194,7 +207,7 @@ func (c *Client) accept(p *LicensePayload, priv hpke.PrivateKey, q KeyRequest, n
 	}
 	var err error
 	l := &License{ID: p.LicenseID, SessionID: p.SessionID, Content: p.Content, AccountHash: p.AccountHash, DeviceID: p.DeviceID,
-		NotBefore: p.NotBefore, Expiry: p.Expiry, RenewAfter: p.RenewAfter, Policy: p.Policy}
+		NotBefore: p.NotBefore, Expiry: p.Expiry, RenewAfter: p.RenewAfter, Policy: p.Policy, ManifestSHA256: p.ManifestSHA256}
 	if l.keys, err = unwrapKeys(priv, p); err != nil {
 		return nil, err
 	}
@@ -290,34 +303,19 @@ func (c *Client) Nonce(ctx context.Context) (string, error) {
 	return n.Nonce, nil
 }
 
-// Ticket gets a swarm ticket for peerID and content.
-func (c *Client) Ticket(ctx context.Context, peerID, content string) (*TicketResponse, error) {
-	body, err := c.post(ctx, "/v1/ticket", TicketRequest{PeerID: peerID, Content: content}, true)
-	if err != nil {
-		return nil, err
-	}
-	var t TicketResponse
-	if err := json.Unmarshal(body, &t); err != nil || t.Encoded == "" {
-		return nil, fmt.Errorf("%w: ticket response", ErrLicenseMalformed)
-	}
-	return &t, nil
-}
-
-// Announce tells the tracker where the ticket's peer listens and returns
-// up to want peers of the same content, nearest first.
-func (c *Client) Announce(ctx context.Context, encodedTicket string, addrs []string, want int) ([]TrackerPeer, error) {
-	body, err := c.post(ctx, "/v1/announce", AnnounceRequest{Ticket: encodedTicket, Addrs: addrs, Want: want}, false)
-	if err != nil {
-		return nil, err
-	}
-	var a AnnounceResponse
-	if err := json.Unmarshal(body, &a); err != nil {
-		return nil, fmt.Errorf("%w: announce response", ErrLicenseMalformed)
-	}
-	return a.Peers, nil
-}
-
 func (c *Client) post(ctx context.Context, path string, v any, withToken bool) ([]byte, error) {
+	tok := ""
+	if withToken {
+		var err error
+		if tok, err = c.cfg.Token(ctx); err != nil {
+			return nil, fmt.Errorf("license: token: %w", err)
+		}
+	}
+	return c.postToken(ctx, path, v, tok)
+}
+
+// postToken posts v (nil: no body) with tok as the bearer token ("": none).
+func (c *Client) postToken(ctx context.Context, path string, v any, tok string) ([]byte, error) {
 	var rd io.Reader
 	if v != nil {
 		b, err := json.Marshal(v)
@@ -333,11 +331,7 @@ func (c *Client) post(ctx context.Context, path string, v any, withToken bool) (
 	if v != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if withToken {
-		tok, err := c.cfg.Token(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("license: token: %w", err)
-		}
+	if tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := c.cfg.HTTPClient.Do(req)
@@ -345,6 +339,9 @@ func (c *Client) post(ctx context.Context, path string, v any, withToken bool) (
 		return nil, fmt.Errorf("license: POST %s: %w", path, err)
 	}
 	defer resp.Body.Close()
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		c.lastDate.Store(&dateSample{server: d, local: c.cfg.Now()})
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, readAPIError(resp)
 	}

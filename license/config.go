@@ -22,7 +22,8 @@ const (
 	DefaultListen                 = "127.0.0.1:8443"
 	DefaultAdminListen            = "127.0.0.1:0" // a free port, printed and written to <state>.admin.json: two servers on one host never collide
 	DefaultLicenseTTL             = 5 * time.Minute
-	DefaultTicketTTL              = 10 * time.Minute
+	DefaultTicketTTL              = 2 * time.Minute
+	DefaultMaxTicketsPerAccount   = 4
 	DefaultNonceTTL               = 60 * time.Second
 	DefaultMaxBody                = 64 << 10
 	DefaultMaxStreamsPerAccount   = 4
@@ -52,8 +53,15 @@ type Config struct {
 	RenewAfter time.Duration
 
 	// TicketTTL is how long a swarm ticket, and a tracker entry announced
-	// with it, stays valid. Default 10 minutes.
+	// with it, stays valid. Default 2 minutes: peers renew at 80% of it, and
+	// a revoked peer that no announce answer names (a seed without a
+	// tracker) is cut off when its last ticket runs out.
 	TicketTTL time.Duration
+
+	// MaxTicketsPerAccount is how many peer IDs of one account may hold a
+	// live ticket for one content at once (a renewal for the same peer
+	// reuses its slot). Default 4; negative means no limit.
+	MaxTicketsPerAccount int
 
 	// NonceTTL is how long a nonce from POST /v1/nonce may be used. Default 60 s.
 	NonceTTL time.Duration
@@ -140,6 +148,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody
 	}
+	if c.MaxTicketsPerAccount == 0 {
+		c.MaxTicketsPerAccount = DefaultMaxTicketsPerAccount
+	}
 	if c.MaxStreamsPerAccount == 0 {
 		c.MaxStreamsPerAccount = DefaultMaxStreamsPerAccount
 	}
@@ -214,8 +225,16 @@ type TokenVerifier interface {
 //
 // Periods returns the periods sorted by index, or an error wrapping
 // keys.ErrNotFound when the content is unknown to the catalog.
+//
+// ManifestDigest returns the digest (segment.Manifest.Digest) of the
+// content's current signed manifest, which licenses name so that players
+// refuse any other manifest of the content (an older one replayed: a
+// rollback), or an error wrapping keys.ErrNotFound when the content is
+// unknown. An empty digest means the catalog cannot tell; licenses then
+// name none.
 type ContentCatalog interface {
 	Periods(ctx context.Context, contentID string) ([]segment.Period, error)
+	ManifestDigest(ctx context.Context, contentID string) (string, error)
 }
 
 // Deps are the Server's collaborators. Keys, Signer, Tokens and State are
@@ -246,6 +265,16 @@ func (m ManifestCatalog) Periods(_ context.Context, contentID string) ([]segment
 		return nil, fmt.Errorf("catalog: content %q: %w", contentID, keys.ErrNotFound)
 	}
 	return man.Periods, nil
+}
+
+// ManifestDigest implements ContentCatalog. Manifests that were neither
+// parsed nor signed by the segment package have no digest ("").
+func (m ManifestCatalog) ManifestDigest(_ context.Context, contentID string) (string, error) {
+	man, ok := m[contentID]
+	if !ok || man == nil {
+		return "", fmt.Errorf("catalog: content %q: %w", contentID, keys.ErrNotFound)
+	}
+	return man.Digest(), nil
 }
 
 // signerKey checks that s is an Ed25519 signer and returns its public key and ID.

@@ -61,7 +61,14 @@
 //	 "policy":{"persist":false,"renewable":true},
 //	 "suite":"x25519",
 //	 "enc":"<b64url HPKE encapsulated key>",
-//	 "keys":[{"kid":"0f1e…","period":3,"ct":"<b64url AES-GCM ciphertext || tag>"}, …]}
+//	 "keys":[{"kid":"0f1e…","period":3,"ct":"<b64url AES-GCM ciphertext || tag>"}, …],
+//	 "manifest_sha256":"<64 hex>"}   // with a ContentCatalog: the content's current manifest
+//
+// manifest_sha256 is the SHA-256 of the exact signed bytes of the content's
+// current segment manifest (segment.Manifest.Digest) as the ContentCatalog
+// knows it; players refuse any other manifest, so an older one, however
+// validly signed, cannot be replayed to them. It is absent when the server
+// has no catalog or the catalog does not know the content.
 //
 // The content keys are sealed with HPKE (RFC 9180, crypto/hpke) in one
 // context per license: KEM DHKEM(X25519, HKDF-SHA256) or ML-KEM-768+X25519,
@@ -90,21 +97,39 @@
 // give 403 not_entitled, unknown KIDs alone 404 unknown_kid. OPTIONS
 // answers the CORS preflight for Config.CORSOrigins.
 //
-// POST /v1/ticket (token) → a swarm ticket for a libp2p peer ID:
+// POST /v1/ticket (token) → a swarm ticket for a libp2p peer ID, only to a
+// caller that proves it holds that peer's key (see proof.go; [NewTicketRequest]
+// builds the body):
 //
-//	{"peer_id":"12D3KooW…","content":"movie-1"}
-//	→ {"ticket":"<b64url payload>","signature":"…","key_id":"…","encoded":"<ticket>.<sig>.<key_id>","expiry":"…"}
+//	{"peer_id":"12D3KooW…","content":"movie-1","time":1767225600000,"signature":"<b64url>"}
+//	→ {"ticket":"<b64url payload>","signature":"…","key_id":"…","encoded":"<ticket>.<sig>.<key_id>",
+//	   "expiry":"…","discovery_key":"<b64url>"}
 //
-// with payload {"ticket_id","peer_id","content","account_hash","not_before","expiry"}
-// (10 minutes by default). "encoded" is what peers carry (see ticket.go for
-// the byte format).
+// "signature" is the peer's libp2p key's signature over the ticket proof
+// (peer ID, content, SHA-256 of the bearer token, "time" in Unix
+// milliseconds); "public_key" (the libp2p-marshalled key) is needed only for
+// peer IDs that do not embed their key. "time" must be within ProofSkew
+// (2 minutes) of the server's clock and later than that peer's last proof.
+// The payload is {"ticket_id","peer_id","content_tag","budget","not_before",
+// "expiry"} (2 minutes by default): no content ID and no account hash, since
+// peers show tickets to each other (ticket.go, ticketbook.go). At most
+// Config.MaxTicketsPerAccount (4) peer IDs of an account hold a live ticket
+// for one content; the next gets 429 too_many_tickets. "encoded" is what
+// peers carry; "discovery_key" keys the content's DHT records and is never
+// in a ticket.
 //
-// POST /v1/announce (the ticket is the credential) registers a peer's
+// POST /v1/announce (the ticket, and a proof by its peer) registers a peer's
 // listen addresses and returns other live peers of the same content, those
-// in the announcer's network (same /24 or /48; Config.NetworkGroup) first:
+// in the announcer's network (same /24 or /48; Config.NetworkGroup) first,
+// and the peers of the content whose entitlement was revoked while their
+// ticket is live (seeds drop them):
 //
-//	{"ticket":"<encoded>","peer_id":"12D3KooW…","addrs":["/ip4/203.0.113.7/tcp/4001"],"want":20}
-//	→ {"peers":[{"peer_id":"12D3KooX…","addrs":["/ip4/203.0.113.99/udp/4001/quic-v1"]}]}
+//	{"ticket":"<encoded>","addrs":["/ip4/203.0.113.7/tcp/4001"],"want":20,"time":…,"signature":"<b64url>"}
+//	→ {"peers":[{"peer_id":"12D3KooX…","addrs":["/ip4/203.0.113.99/udp/4001/quic-v1"]}],"revoked":["12D3KooY…"]}
+//
+// The signature is over SHA-256 of the ticket, the time and every address
+// ([NewAnnounceRequest]); a ticket alone gets 401 invalid_proof, a proof not
+// later than the peer's last announce 409 proof_replayed.
 //
 // # Errors
 //
@@ -121,6 +146,8 @@
 //	400 too_many_kids           more than 2 KIDs (license) or 16 (Clear Key)
 //	400 position_unsupported    position > 0 without a ContentCatalog
 //	400 invalid_peer_id         not a base58btc / base32 CIDv1 peer ID
+//	400 proof_time              a proof's time is more than 2 minutes off the server's clock
+//	401 invalid_proof           no proof of possession of the peer's libp2p key, or it does not verify
 //	401 missing_token           no Bearer token
 //	401 invalid_token           malformed, bad signature, unknown key, missing claim
 //	401 token_expired           past exp (beyond the verifier's leeway)
@@ -140,11 +167,13 @@
 //	404 not_found               no such route
 //	405 method_not_allowed
 //	409 nonce_replayed          the nonce was used before
+//	409 proof_replayed          a proof not later than the peer's last accepted one
 //	410 session_expired         the session lapsed
 //	413 body_too_large
 //	415 unsupported_media_type
 //	429 rate_limited            per-IP or per-account rate limit; Retry-After set
 //	429 too_many_streams        the account's concurrent stream limit; Retry-After set
+//	429 too_many_tickets        MaxTicketsPerAccount peer IDs hold live tickets for the content; Retry-After set
 //	500 internal_error
 //	503 unavailable             shutting down
 //

@@ -23,6 +23,8 @@ const (
 	CodeTooManyKIDs        = "too_many_kids"          // 400: more KIDs than one request may name
 	CodePositionUnsupport  = "position_unsupported"   // 400: position > 0 but the server has no catalog of period start times
 	CodeInvalidPeerID      = "invalid_peer_id"        // 400: peer_id is not a libp2p peer ID
+	CodeProofTime          = "proof_time"             // 400: a proof of possession's time is more than ProofSkew from the server's clock
+	CodeInvalidProof       = "invalid_proof"          // 401: no proof of possession of the peer's libp2p key, or it does not verify
 	CodeInvalidTicket      = "invalid_ticket"         // 401: the ticket is malformed or its signature does not verify
 	CodeTicketExpired      = "ticket_expired"         // 401: the ticket is past its expiry
 	CodeMissingToken       = "missing_token"          // 401: no "Authorization: Bearer <token>" header
@@ -45,11 +47,13 @@ const (
 	CodeNotFound           = "not_found"              // 404: no such route
 	CodeMethodNotAllowed   = "method_not_allowed"     // 405
 	CodeNonceReplayed      = "nonce_replayed"         // 409: the nonce was already used
+	CodeProofReplayed      = "proof_replayed"         // 409: a proof of possession not later than the peer's last one
 	CodeSessionExpired     = "session_expired"        // 410: the session lapsed (not renewed before its expiry); start a new one
 	CodeBodyTooLarge       = "body_too_large"         // 413: body larger than MaxBody
 	CodeUnsupportedMedia   = "unsupported_media_type" // 415: Content-Type is not application/json
 	CodeRateLimited        = "rate_limited"           // 429: too many requests from this IP or account; see Retry-After
 	CodeTooManyStreams     = "too_many_streams"       // 429: the account has MaxStreamsPerAccount live sessions; see Retry-After
+	CodeTooManyTickets     = "too_many_tickets"       // 429: the account holds MaxTicketsPerAccount live tickets for the content; see Retry-After
 	CodeInternal           = "internal_error"         // 500: a server fault (logged); the request may be retried
 	CodeUnavailable        = "unavailable"            // 503: the server is shutting down
 )

@@ -159,17 +159,29 @@ func TestBadInput(t *testing.T) {
 		}, 429, license.CodeTooManyStreams},
 		{"ticket for another peer ID", func() req {
 			var tr license.TicketResponse
-			r := e.do(t, "POST", "/v1/ticket", good(), license.TicketRequest{PeerID: peerA, Content: movie})
+			tok := good()
+			r := e.do(t, "POST", "/v1/ticket", tok, ticketReq(t, keyA, movie, tok, e.clock.Now()))
 			require.Equal(t, 200, r.status, "%s", r.body)
 			require.NoError(t, json.Unmarshal(r.body, &tr))
-			return req{"POST", "/v1/announce", "", license.AnnounceRequest{Ticket: tr.Encoded, PeerID: peerB, Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}, nil}
+			a := announceReq(t, keyA, tr.Encoded, []string{"/ip4/127.0.0.1/tcp/4001"}, e.clock.Now())
+			a.PeerID = peerB
+			return req{"POST", "/v1/announce", "", a, nil}
 		}, 403, license.CodeTicketPeerMismatch},
 		{"forged ticket", func() req {
-			return req{"POST", "/v1/announce", "", license.AnnounceRequest{Ticket: "e30." + b64.EncodeToString(make([]byte, 64)) + "." + e.keyID}, nil}
+			return req{"POST", "/v1/announce", "", announceReq(t, keyA, "e30."+b64.EncodeToString(make([]byte, 64))+"."+e.keyID, nil, e.clock.Now()), nil}
 		}, 401, license.CodeInvalidTicket},
 		{"bad peer ID", func() req {
-			return req{"POST", "/v1/ticket", good(), license.TicketRequest{PeerID: "not a peer id!", Content: movie}, nil}
+			tr := ticketReq(t, keyA, movie, good(), e.clock.Now())
+			tr.PeerID = "not a peer id!"
+			return req{"POST", "/v1/ticket", good(), tr, nil}
 		}, 400, license.CodeInvalidPeerID},
+		{"ticket without a proof of possession", func() req {
+			return req{"POST", "/v1/ticket", good(), license.TicketRequest{PeerID: peerA, Content: movie}, nil}
+		}, 401, license.CodeInvalidProof},
+		{"ticket proof from a skewed clock", func() req {
+			tok := good()
+			return req{"POST", "/v1/ticket", tok, ticketReq(t, keyA, movie, tok, e.clock.Now().Add(-time.Hour)), nil}
+		}, 400, license.CodeProofTime},
 		{"renew unknown session", func() req {
 			return req{"POST", "/v1/license/renew", good(), license.RenewRequest{SessionID: "nope", HPKEPublicKey: pubKey(), Nonce: e.nonce(t)}, nil}
 		}, 404, license.CodeUnknownSession},
@@ -214,7 +226,8 @@ func TestRateLimits(t *testing.T) {
 	tok := e2.token(t, "acct-1", []string{movie})
 	codes := []int{}
 	for range 3 {
-		codes = append(codes, e2.do(t, "POST", "/v1/ticket", tok, license.TicketRequest{PeerID: peerA, Content: movie}).status)
+		codes = append(codes, e2.do(t, "POST", "/v1/ticket", tok, ticketReq(t, keyA, movie, tok, e2.clock.Now())).status)
+		e2.clock.Add(time.Millisecond) // each proof later than the last
 	}
 	require.Equal(t, []int{200, 200, 429}, codes)
 }

@@ -82,7 +82,7 @@ func FuzzAnnounceRequest(f *testing.F) {
 var fuzzKey = ed25519.NewKeyFromSeed(make([]byte, 32))
 
 func FuzzTicketBytes(f *testing.F) {
-	p := &TicketPayload{TicketID: "t", PeerID: "p", Content: "c", AccountHash: "h", NotBefore: time.Unix(0, 0), Expiry: time.Unix(600, 0)}
+	p := &TicketPayload{TicketID: "t", PeerID: "p", ContentTag: contentTag("t", "c"), Budget: "b", NotBefore: time.Unix(0, 0), Expiry: time.Unix(600, 0)}
 	tr, err := signTicket(fuzzKey, "k", p)
 	if err != nil {
 		f.Fatal(err)
@@ -95,7 +95,7 @@ func FuzzTicketBytes(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		tk, err := v.Verify(b, "p", "c", time.Unix(300, 0))
-		if err == nil && (tk.PeerID != "p" || tk.Content != "c") {
+		if err == nil && (tk.PeerID != "p" || tk.ContentTag != contentTag(tk.TicketID, "c")) {
 			t.Fatal("accepted a ticket for another peer or content")
 		}
 	})

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/time/rate"
 
@@ -29,10 +31,27 @@ const (
 	audience = "sealmesh-test"
 	movie    = "movie-1"
 	other    = "movie-2"
-	peerA    = "12D3KooWA1b2C3d4E5f6G7h8J9k1L2m3N4p5Q6r7S8t9U1v2W3x4"
-	peerB    = "12D3KooWB1b2C3d4E5f6G7h8J9k1L2m3N4p5Q6r7S8t9U1v2W3x4"
-	peerC    = "12D3KooWC1b2C3d4E5f6G7h8J9k1L2m3N4p5Q6r7S8t9U1v2W3x4"
 )
+
+// Test peers: libp2p Ed25519 identities from fixed seeds, so a test can
+// prove possession of each.
+var (
+	keyA, peerA = testPeer(1)
+	keyB, peerB = testPeer(2)
+	keyC, peerC = testPeer(3)
+)
+
+func testPeer(seed byte) (crypto.PrivKey, string) {
+	sk, _, err := crypto.GenerateEd25519Key(bytes.NewReader(bytes.Repeat([]byte{seed}, 64)))
+	if err != nil {
+		panic(err)
+	}
+	id, err := peer.IDFromPrivateKey(sk)
+	if err != nil {
+		panic(err)
+	}
+	return sk, id.String()
+}
 
 var b64 = base64.RawURLEncoding
 

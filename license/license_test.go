@@ -330,7 +330,7 @@ func TestAuditLog(t *testing.T) {
 	tok := e.token(t, "acct-1", []string{movie})
 	l, err := e.client(t, tok).License(ctx, license.KeyRequest{Content: movie})
 	require.NoError(t, err)
-	_, err = e.client(t, tok).Ticket(ctx, peerA, movie)
+	_, err = e.client(t, tok).Ticket(ctx, keyA, movie)
 	require.NoError(t, err)
 	var entries []license.AuditEntry
 	require.NoError(t, e.state.Audit(ctx, func(a license.AuditEntry) bool { entries = append(entries, a); return true }))

@@ -45,6 +45,9 @@ type LicensePayload struct {
 	Suite       Suite        `json:"suite"`
 	Enc         string       `json:"enc"` // base64url HPKE encapsulated key, one per license
 	Keys        []WrappedKey `json:"keys"`
+	// ManifestSHA256 is the digest of the content's signed segment manifest
+	// this license was issued for (see manifestDigest in catalog.go).
+	ManifestSHA256 string `json:"manifest_sha256,omitempty"`
 }
 
 // Policy says what the player may do with the keys.
@@ -278,6 +281,7 @@ func (s *Server) handleLicense(w http.ResponseWriter, r *http.Request, body []by
 		RenewAfter: now.Add(s.cfg.RenewAfter).UTC().Truncate(time.Second),
 		Policy:     Policy{Persist: false, Renewable: true}, Suite: ask.suite,
 	}
+	p.ManifestSHA256 = s.manifestDigest(ctx, p.Content)
 	// The license is sealed and signed while the session and the nonce's
 	// use are made durable, and sent only after they are.
 	var resp *LicenseResponse
@@ -336,6 +340,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, body []byte
 		RenewAfter: now.Add(s.cfg.RenewAfter).UTC().Truncate(time.Second),
 		Policy:     Policy{Persist: false, Renewable: true}, Suite: ask.suite,
 	}
+	p.ManifestSHA256 = s.manifestDigest(ctx, p.Content)
 	var resp *LicenseResponse
 	if _, err := st.renewSession(ctx, now, ask.session, auth.accountHash, content, nonce, nonceExp, p.Expiry,
 		AuditEntry{Time: now.UTC(), Event: "renew", LicenseID: p.LicenseID, AccountHash: p.AccountHash,

@@ -45,6 +45,7 @@ type Server struct {
 	ipLim   *limiterSet
 	acctLim *limiterSet
 	tracker *tracker
+	book    *ticketBook     // live tickets per account and content
 	tickets *TicketVerifier // this server's own key, for /v1/announce
 	tokens  *tokenCache     // verified tokens; nil when Config.TokenCacheSize < 0
 
@@ -84,6 +85,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		ipLim:   newLimiterSet(cfg.IPRate, cfg.IPBurst, cfg.MaxLimiters),
 		acctLim: newLimiterSet(cfg.AccountRate, cfg.AccountBurst, cfg.MaxLimiters),
 		tracker: newTracker(cfg.TrackerPeersPerContent, cfg.NetworkGroup),
+		book:    newTicketBook(),
 		tokens:  newTokenCache(cfg.TokenCacheSize),
 	}
 	if s.tickets, err = NewTicketVerifier([]ed25519.PublicKey{pub}); err != nil {
@@ -204,6 +206,7 @@ func (s *Server) pruneLoop() {
 				s.cfg.Logger.Warn("license: prune state", "err", err)
 			}
 			s.tracker.prune(now)
+			s.book.prune(now)
 		}
 	}
 }
@@ -344,6 +347,9 @@ func (s *Server) pre(w http.ResponseWriter, r *http.Request, o routeOpts, h hand
 		}
 		s.corsHeaders(w, r)
 	}
+	// The Date header follows the server's clock (Config.Now), which
+	// proofs of possession are checked against: clients correct theirs by it.
+	w.Header().Set("Date", s.cfg.Now().UTC().Format(http.TimeFormat))
 	if o.method != "" && r.Method != o.method {
 		w.Header().Set("Allow", o.method)
 		return fail(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "use "+o.method)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/sealmesh/sealmesh/keys"
@@ -22,17 +23,26 @@ import (
 //
 //	base64url(payload JSON) "." base64url(Ed25519 signature) "." key ID
 //
-// where the signature is over "sealmesh ticket v1\x00" || payload JSON bytes
+// where the signature is over "sealmesh ticket v2\x00" || payload JSON bytes
 // (the bytes as sent: no canonical JSON needed), made with the license
 // server's "license" signing key, and the key ID (16 hex digits,
 // keys.SigningKeyID) picks the verifying key. The payload is TicketPayload.
 // The context prefix keeps ticket signatures apart from license and manifest
-// signatures made with the same key.
+// signatures made with the same key (and v2 tickets apart from v1 ones,
+// which named the content and the account hash in clear).
 //
 // The ticket binds the peer ID, which TLS 1.3 / Noise authenticate on every
 // connection, to an entitlement: a stolen ticket is useless to any other
-// peer ID, and expires within TicketTTL.
-const ticketSigContext = "sealmesh ticket v1\x00"
+// peer ID, and expires within TicketTTL. It is issued only to a caller that
+// proves it holds the peer ID's key (proof.go), so it is never a bearer
+// credential: not for joining a swarm, not for announcing.
+//
+// A ticket is shown to the peers a host admits (and by a dialer to the host
+// it dials), so it carries no plain content ID and no stable account
+// pseudonym: a content tag only a holder of the content ID can check, and
+// an opaque budget value, stable per account and content, that seeds cap
+// inbound streams by (see ticketbook.go).
+const ticketSigContext = "sealmesh ticket v2\x00"
 
 // Ticket verification errors; Verify's errors wrap exactly one of them.
 var (
@@ -46,12 +56,18 @@ var (
 
 // TicketPayload is the signed content of a ticket.
 type TicketPayload struct {
-	TicketID    string    `json:"ticket_id"`
-	PeerID      string    `json:"peer_id"`
-	Content     string    `json:"content"`
-	AccountHash string    `json:"account_hash"`
-	NotBefore   time.Time `json:"not_before"`
-	Expiry      time.Time `json:"expiry"`
+	TicketID string `json:"ticket_id"`
+	PeerID   string `json:"peer_id"`
+	// ContentTag is base64url SHA-256("sealmesh ticket content v1\x00" ||
+	// ticket_id || 0x00 || content): Verify checks it against the content
+	// the verifier serves.
+	ContentTag string `json:"content_tag"`
+	// Budget is opaque: the same for every ticket of one account for one
+	// content, different across contents, and not the account hash. Seeds
+	// cap inbound streams per Budget.
+	Budget    string    `json:"budget"`
+	NotBefore time.Time `json:"not_before"`
+	Expiry    time.Time `json:"expiry"`
 }
 
 // Ticket is a verified ticket.
@@ -66,6 +82,11 @@ type TicketResponse struct {
 	// takes it: Ticket "." Signature "." KeyID.
 	Encoded string    `json:"encoded"`
 	Expiry  time.Time `json:"expiry"`
+	// DiscoveryKey (base64url, 32 bytes) is the content's secret DHT key:
+	// the same for every ticket of the content, given only with a ticket and
+	// never inside one. Peers publish and look up the content's DHT provider
+	// records under it, so strangers cannot list a title's holders.
+	DiscoveryKey string `json:"discovery_key"`
 }
 
 func signTicket(signer crypto.Signer, keyID string, p *TicketPayload) (*TicketResponse, error) {
@@ -152,8 +173,8 @@ func (v *TicketVerifier) Verify(raw []byte, peerID, content string, now time.Tim
 	if t.PeerID != peerID {
 		return nil, fmt.Errorf("%w: the ticket is for peer %s", ErrTicketPeer, t.PeerID)
 	}
-	if t.Content != content {
-		return nil, fmt.Errorf("%w: the ticket is for content %q", ErrTicketContent, t.Content)
+	if t.ContentTag != contentTag(t.TicketID, content) {
+		return nil, fmt.Errorf("%w: its content tag is not %q's", ErrTicketContent, content)
 	}
 	return v.check(t, now)
 }
@@ -196,13 +217,16 @@ func (v *TicketVerifier) parse(raw []byte) (*Ticket, error) {
 	if err := json.Unmarshal(body, &t); err != nil {
 		return nil, fmt.Errorf("%w: payload: %w", ErrTicketMalformed, err)
 	}
-	if t.PeerID == "" || t.Content == "" || t.Expiry.IsZero() {
-		return nil, fmt.Errorf("%w: payload lacks peer_id, content or expiry", ErrTicketMalformed)
+	if t.TicketID == "" || t.PeerID == "" || t.ContentTag == "" || t.Expiry.IsZero() {
+		return nil, fmt.Errorf("%w: payload lacks ticket_id, peer_id, content_tag or expiry", ErrTicketMalformed)
 	}
 	return &t, nil
 }
 
-// handleTicket serves POST /v1/ticket.
+// handleTicket serves POST /v1/ticket. The order: the token (and the
+// account's rate limit), the proof that the caller holds the peer ID's key
+// over this token, the content and a fresh time, then revocation and
+// entitlement, then the per-account cap with the replay check, atomically.
 func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request, body []byte) error {
 	ctx := r.Context()
 	auth, err := s.authorize(r)
@@ -213,11 +237,17 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request, body []byt
 	if err != nil {
 		return err
 	}
+	now := s.cfg.Now()
+	proofTime, err := req.proof.verify(req.PeerID, ticketProofMessage(req.PeerID, req.Content, bearerToken(r), req.proof.Time), now)
+	if err != nil {
+		return err
+	}
 	device, err := s.deviceOf(auth, "")
 	if err != nil {
 		return err
 	}
-	if s.deps.State.isRevoked(RevokePeer, req.PeerID) {
+	st := s.deps.State
+	if st.isRevoked(RevokePeer, req.PeerID) {
 		return fail(http.StatusForbidden, CodePeerRevoked, "this peer ID is revoked")
 	}
 	if !auth.claims.Entitles(req.Content) {
@@ -226,20 +256,32 @@ func (s *Server) handleTicket(w http.ResponseWriter, r *http.Request, body []byt
 	if err := s.contentExists(r, req.Content); err != nil {
 		return err
 	}
-	now := s.cfg.Now()
-	p := &TicketPayload{TicketID: randomID(), PeerID: req.PeerID, Content: req.Content, AccountHash: auth.accountHash,
+	id := randomID()
+	p := &TicketPayload{TicketID: id, PeerID: req.PeerID, ContentTag: contentTag(id, req.Content),
+		Budget:    st.ticketBudget(auth.accountHash, req.Content),
 		NotBefore: now.UTC().Truncate(time.Second), Expiry: now.Add(s.cfg.TicketTTL).UTC().Truncate(time.Second)}
+	if err := s.book.issue(auth.accountHash, req.Content, req.PeerID, id, proofTime, p.Expiry, now, s.cfg.MaxTicketsPerAccount); err != nil {
+		return err
+	}
 	resp, err := signTicket(s.deps.Signer, s.keyID, p)
 	if err != nil {
 		return internal(err)
 	}
-	if err := s.deps.State.logAudit(ctx, AuditEntry{Time: now.UTC(), Event: "ticket", TicketID: p.TicketID,
-		AccountHash: p.AccountHash, Content: p.Content, Device: device, PeerID: p.PeerID, TokenID: auth.claims.ID}); err != nil {
+	resp.DiscoveryKey = st.discoveryKey(req.Content)
+	if err := st.logAudit(ctx, AuditEntry{Time: now.UTC(), Event: "ticket", TicketID: p.TicketID,
+		AccountHash: auth.accountHash, Content: req.Content, Device: device, PeerID: p.PeerID, TokenID: auth.claims.ID}); err != nil {
 		return internal(err)
 	}
 	s.metrics.licenses.WithLabelValues("ticket").Inc()
 	writeJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// bearerToken returns the raw token of the Authorization header (authorize
+// has checked it), which ticket proofs bind by its SHA-256.
+func bearerToken(r *http.Request) string {
+	_, raw, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return strings.TrimSpace(raw)
 }
 
 // contentExists answers 404 unknown_content for a content without keys.

@@ -15,10 +15,15 @@ import (
 // Each content holds at most TrackerPeersPerContent entries; when full, the
 // entry closest to expiry makes room.
 //
-// A ticket is a bearer credential for announcing: whoever holds it may
-// announce addresses for the peer it names. That cannot hurt the swarm more
-// than a wrong address does: peers authenticate the peer ID on connect
-// (TLS/Noise), so a connection to a false address fails and is dropped.
+// A ticket is not a credential for announcing on its own: an announce also
+// carries a signature by the ticket's peer's libp2p key over the ticket, the
+// addresses and a fresh time (proof.go). So only the peer itself can set its
+// entry's addresses, and only the holders of a live ticket, proven theirs,
+// get peer lists (issue 12 M3: a stranger that captured a seed's ticket read
+// viewers' addresses and pointed new viewers at an address of its choice).
+// An entry is keyed by the peer ID the proof is checked against, so no
+// proof of one peer can overwrite another's entry, and a proof not later
+// than the entry's last one is refused (a replayed announce).
 
 type trackerEntry struct {
 	peerID      string
@@ -26,6 +31,7 @@ type trackerEntry struct {
 	addrs       []string
 	group       string
 	expiry      time.Time
+	proofTime   time.Time
 }
 
 type tracker struct {
@@ -40,9 +46,15 @@ func newTracker(max int, group func(netip.Addr) string) *tracker {
 	return &tracker{max: max, group: group, contents: make(map[string]map[string]*trackerEntry)}
 }
 
+// errAnnounceReplayed refuses an announce whose proof is not later than
+// the one that set the peer's entry.
+func errAnnounceReplayed() error {
+	return fail(http.StatusConflict, CodeProofReplayed, "this announce's time is not later than the peer's last one: sign a fresh announce")
+}
+
 // announce records e for content and returns up to want other live peers,
 // those of e's network group first. skip filters out revoked peers.
-func (t *tracker) announce(content string, e *trackerEntry, want int, now time.Time, skip func(*trackerEntry) bool) []TrackerPeer {
+func (t *tracker) announce(content string, e *trackerEntry, want int, now time.Time, skip func(*trackerEntry) bool) ([]TrackerPeer, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	m := t.contents[content]
@@ -50,7 +62,9 @@ func (t *tracker) announce(content string, e *trackerEntry, want int, now time.T
 		m = make(map[string]*trackerEntry)
 		t.contents[content] = m
 	}
-	if _, ok := m[e.peerID]; !ok && len(m) >= t.max {
+	if old, ok := m[e.peerID]; ok && old.expiry.After(now) && !e.proofTime.After(old.proofTime) {
+		return nil, errAnnounceReplayed()
+	} else if !ok && len(m) >= t.max {
 		t.evictLocked(m, now)
 	}
 	m[e.peerID] = e
@@ -77,7 +91,7 @@ func (t *tracker) announce(content string, e *trackerEntry, want int, now time.T
 	if len(out) > want {
 		out = out[:want]
 	}
-	return out
+	return out, nil
 }
 
 func (t *tracker) evictLocked(m map[string]*trackerEntry, now time.Time) {
@@ -185,7 +199,10 @@ func (s *Server) announcerGroup(remote netip.Addr, addrs []string) string {
 	return ""
 }
 
-// handleAnnounce serves POST /v1/announce.
+// handleAnnounce serves POST /v1/announce. The ticket must verify, be
+// live and known to this server; the proof must be by the ticket's peer,
+// over this ticket, these addresses and a fresh time. Only then is anything
+// recorded or any peer listed.
 func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request, body []byte) error {
 	ask, err := parseAnnounceRequest(body)
 	if err != nil {
@@ -202,22 +219,33 @@ func (s *Server) handleAnnounce(w http.ResponseWriter, r *http.Request, body []b
 	if !now.Before(t.Expiry) || now.Before(t.NotBefore) {
 		return fail(http.StatusUnauthorized, CodeTicketExpired, "the ticket has expired: get a new one from /v1/ticket")
 	}
+	proofTime, err := ask.proof.verify(t.PeerID, announceProofMessage(string(ask.ticket), ask.proof.Time, ask.addrs), now)
+	if err != nil {
+		return err
+	}
+	account, content, ok := s.book.lookup(t.TicketID, now)
+	if !ok {
+		return fail(http.StatusUnauthorized, CodeInvalidTicket, "this server holds no record of the ticket (it may have restarted): get a new one from /v1/ticket")
+	}
 	st := s.deps.State
 	if st.isRevoked(RevokePeer, t.PeerID) {
 		return fail(http.StatusForbidden, CodePeerRevoked, "this peer ID is revoked")
 	}
-	if st.isRevoked(RevokeAccount, t.AccountHash) {
+	if st.isRevoked(RevokeAccount, account) {
 		return fail(http.StatusForbidden, CodeAccountRevoked, "this account is revoked")
 	}
 	exp := now.Add(s.cfg.TicketTTL)
 	if t.Expiry.Before(exp) {
 		exp = t.Expiry
 	}
-	e := &trackerEntry{peerID: t.PeerID, accountHash: t.AccountHash, addrs: append([]string(nil), ask.addrs...),
-		group: s.announcerGroup(s.clientIP(r), ask.addrs), expiry: exp}
-	peers := s.tracker.announce(t.Content, e, ask.want, now, func(o *trackerEntry) bool {
+	e := &trackerEntry{peerID: t.PeerID, accountHash: account, addrs: append([]string(nil), ask.addrs...),
+		group: s.announcerGroup(s.clientIP(r), ask.addrs), expiry: exp, proofTime: proofTime}
+	peers, err := s.tracker.announce(content, e, ask.want, now, func(o *trackerEntry) bool {
 		return st.isRevoked(RevokePeer, o.peerID) || st.isRevoked(RevokeAccount, o.accountHash)
 	})
-	writeJSON(w, http.StatusOK, AnnounceResponse{Peers: peers})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, AnnounceResponse{Peers: peers, Revoked: s.book.revokedPeers(content, st, now)})
 	return nil
 }

@@ -97,23 +97,37 @@ type ClearKeyJWK struct {
 	K   string `json:"k"`   // base64url, no padding
 }
 
-// TicketRequest is the body of POST /v1/ticket.
+// TicketRequest is the body of POST /v1/ticket. Time and Signature (and
+// PublicKey for peer IDs that do not embed their key) prove possession of
+// the peer ID's libp2p key: see proof.go. Client.Ticket fills them.
 type TicketRequest struct {
-	PeerID  string `json:"peer_id"`
-	Content string `json:"content"`
+	PeerID    string `json:"peer_id"`
+	Content   string `json:"content"`
+	PublicKey string `json:"public_key,omitempty"`
+	Time      int64  `json:"time"`      // Unix milliseconds
+	Signature string `json:"signature"` // base64url, by the peer's libp2p key
 }
 
-// AnnounceRequest is the body of POST /v1/announce.
+// AnnounceRequest is the body of POST /v1/announce: the ticket, and a proof
+// by the ticket's peer over the ticket, the time and the addrs.
 type AnnounceRequest struct {
-	Ticket string   `json:"ticket"`            // the encoded ticket (Ticket bytes as a string)
-	PeerID string   `json:"peer_id,omitempty"` // optional; must be the ticket's peer
-	Addrs  []string `json:"addrs"`             // multiaddrs the peer listens on
-	Want   int      `json:"want,omitempty"`    // peers wanted, at most 50; default 20
+	Ticket    string   `json:"ticket"`            // the encoded ticket (Ticket bytes as a string)
+	PeerID    string   `json:"peer_id,omitempty"` // optional; must be the ticket's peer
+	Addrs     []string `json:"addrs"`             // multiaddrs the peer listens on
+	Want      int      `json:"want,omitempty"`    // peers wanted, at most 50; default 20
+	PublicKey string   `json:"public_key,omitempty"`
+	Time      int64    `json:"time"`      // Unix milliseconds
+	Signature string   `json:"signature"` // base64url, by the ticket's peer's libp2p key
 }
 
 // AnnounceResponse is the answer of POST /v1/announce.
 type AnnounceResponse struct {
 	Peers []TrackerPeer `json:"peers"`
+	// Revoked lists peers of this content whose account or peer ID was
+	// revoked while their ticket is still live: a seed drops and
+	// disconnects them at once instead of serving them until the ticket
+	// runs out.
+	Revoked []string `json:"revoked,omitempty"`
 }
 
 // TrackerPeer is one peer of a content's swarm.
@@ -349,7 +363,12 @@ func decodeB64Lenient(s string) ([]byte, error) {
 	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
 }
 
-func parseTicketRequest(body []byte) (*TicketRequest, error) {
+type ticketAsk struct {
+	TicketRequest
+	proof proof
+}
+
+func parseTicketRequest(body []byte) (*ticketAsk, error) {
 	var r TicketRequest
 	if err := decodeStrict(body, &r); err != nil {
 		return nil, err
@@ -360,7 +379,21 @@ func parseTicketRequest(body []byte) (*TicketRequest, error) {
 	if err := validPeerID(r.PeerID); err != nil {
 		return nil, err
 	}
-	return &r, nil
+	p, err := parseProof(r.PublicKey, r.Time, r.Signature)
+	if err != nil {
+		return nil, err
+	}
+	return &ticketAsk{TicketRequest: r, proof: p}, nil
+}
+
+func parseProof(pub string, ms int64, sig string) (proof, error) {
+	switch {
+	case sig == "" || ms == 0:
+		return proof{}, badProof("time and signature are required: sign the request with the peer's libp2p key (see the license package documentation)")
+	case len(sig) > 2*maxProofSigLen || len(pub) > 2*maxPublicKeyLen:
+		return proof{}, badRequest("signature or public_key is too long")
+	}
+	return proof{PublicKey: pub, Time: ms, Signature: sig}, nil
 }
 
 type announceAsk struct {
@@ -368,6 +401,7 @@ type announceAsk struct {
 	peerID string
 	addrs  []string
 	want   int
+	proof  proof
 }
 
 func parseAnnounceRequest(body []byte) (*announceAsk, error) {
@@ -402,7 +436,11 @@ func parseAnnounceRequest(body []byte) (*announceAsk, error) {
 	case r.Want == 0:
 		r.Want = defaultWant
 	}
-	return &announceAsk{ticket: []byte(r.Ticket), peerID: r.PeerID, addrs: r.Addrs, want: r.Want}, nil
+	p, err := parseProof(r.PublicKey, r.Time, r.Signature)
+	if err != nil {
+		return nil, err
+	}
+	return &announceAsk{ticket: []byte(r.Ticket), peerID: r.PeerID, addrs: r.Addrs, want: r.Want, proof: p}, nil
 }
 
 const (

@@ -2,6 +2,8 @@ package player
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"sync"
 	"time"
 
@@ -23,27 +25,47 @@ type ticketVerifier struct {
 	now func() time.Time
 }
 
-func (tv ticketVerifier) VerifyTicket(ticket []byte, remote peer.ID, content string) (time.Time, error) {
+func (tv ticketVerifier) VerifyTicket(ticket []byte, remote peer.ID, content string) (transport.Admission, error) {
 	t, err := tv.v.Verify(ticket, remote.String(), content, tv.now())
 	if err != nil {
-		return time.Time{}, err
+		return transport.Admission{}, err
 	}
-	return t.Expiry, nil
+	return transport.Admission{Expiry: t.Expiry, Budget: t.Budget}, nil
 }
 
 var _ transport.TicketVerifier = ticketVerifier{}
 
 // ticketSource asks the license server for this host's ticket and reuses it
-// until 80% of its life has passed (the swarm asks again then).
+// until 80% of its life has passed (the swarm asks again then). It proves
+// to the server that it holds the host's libp2p key by signing with key,
+// which never leaves the process.
 type ticketSource struct {
 	client *license.Client
-	self   peer.ID
+	key    license.PeerKey
 	now    func() time.Time
 
-	mu      sync.Mutex
-	encoded string
-	got     time.Time
-	expiry  time.Time
+	mu        sync.Mutex
+	encoded   string
+	got       time.Time
+	expiry    time.Time
+	discovery []byte // the content's DHT key, from the ticket response
+}
+
+// drop forgets the cached ticket, so the next call asks for a new one (the
+// server no longer knows it, e.g. after a restart).
+func (ts *ticketSource) drop(encoded string) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.encoded == encoded {
+		ts.encoded = ""
+	}
+}
+
+// discoveryKey returns the content's DHT key from the last ticket response.
+func (ts *ticketSource) discoveryKey() []byte {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.discovery
 }
 
 func (ts *ticketSource) Ticket(ctx context.Context, content string) ([]byte, time.Time, error) {
@@ -53,11 +75,14 @@ func (ts *ticketSource) Ticket(ctx context.Context, content string) ([]byte, tim
 	if ts.encoded != "" && now.Before(ts.got.Add(ts.expiry.Sub(ts.got)*8/10)) {
 		return []byte(ts.encoded), ts.expiry, nil
 	}
-	r, err := ts.client.Ticket(ctx, ts.self.String(), content)
+	r, err := ts.client.Ticket(ctx, ts.key, content)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
 	ts.encoded, ts.got, ts.expiry = r.Encoded, now, r.Expiry
+	if k, err := base64.RawURLEncoding.DecodeString(r.DiscoveryKey); err == nil && len(k) > 0 {
+		ts.discovery = k
+	}
 	return []byte(r.Encoded), r.Expiry, nil
 }
 
@@ -80,23 +105,32 @@ func newTracker(c *license.Client, ts *ticketSource) *tracker {
 
 func (tr *tracker) report(n int) { tr.once.Do(func() { tr.first <- n }) }
 
-func (tr *tracker) Announce(ctx context.Context, content string, addrs []ma.Multiaddr) ([]peer.AddrInfo, error) {
+func (tr *tracker) Announce(ctx context.Context, content string, addrs []ma.Multiaddr) (transport.TrackerAnswer, error) {
 	raw, _, err := tr.tickets.Ticket(ctx, content)
 	if err != nil {
 		tr.report(-1)
-		return nil, err
+		return transport.TrackerAnswer{}, err
 	}
 	strs := make([]string, len(addrs))
 	for i, a := range addrs {
 		strs[i] = a.String()
 	}
-	peers, err := tr.client.Announce(ctx, string(raw), strs, tr.want)
+	ans, err := tr.client.Announce(ctx, tr.tickets.key, string(raw), strs, tr.want)
 	if err != nil {
+		var ae *license.APIError
+		if errors.As(err, &ae) && (ae.Code == license.CodeInvalidTicket || ae.Code == license.CodeTicketExpired) {
+			tr.tickets.drop(string(raw))
+		}
 		tr.report(-1)
-		return nil, err
+		return transport.TrackerAnswer{}, err
 	}
-	var out []peer.AddrInfo
-	for _, p := range peers {
+	var out transport.TrackerAnswer
+	for _, s := range ans.Revoked {
+		if id, err := peer.Decode(s); err == nil {
+			out.Revoked = append(out.Revoked, id)
+		}
+	}
+	for _, p := range ans.Peers {
 		id, err := peer.Decode(p.PeerID)
 		if err != nil {
 			continue
@@ -108,10 +142,10 @@ func (tr *tracker) Announce(ctx context.Context, content string, addrs []ma.Mult
 			}
 		}
 		if len(ai.Addrs) > 0 {
-			out = append(out, ai)
+			out.Peers = append(out.Peers, ai)
 		}
 	}
-	tr.report(len(out))
+	tr.report(len(out.Peers))
 	return out, nil
 }
 

@@ -47,11 +47,28 @@ type Config struct {
 	// request. Required (a seed needs it for its swarm ticket too).
 	Token func(ctx context.Context) (string, error)
 	// LicenseKeys are the license server's pinned Ed25519 public keys:
-	// licenses and tickets are never trusted on TLS alone. Required.
+	// licenses and tickets are verified against them. Zero: fetched (see
+	// below).
 	LicenseKeys []ed25519.PublicKey
-	// ManifestKeys are the trusted manifest signing keys by key ID.
-	// Required.
+	// ManifestKeys are the trusted manifest signing keys by key ID. Zero:
+	// fetched.
+	//
+	// Pin both (an app ships them; `sealmesh keys list --pins` prints them
+	// as flags). A key that is not pinned is fetched from the license
+	// server's GET /v1/keys, trusting its TLS certificate; from an http://
+	// LicenseURL Open refuses with ErrInsecureTrustAnchors, since anyone on
+	// the path could add a key of their own, unless InsecureHTTPTrustAnchors
+	// is set.
 	ManifestKeys segment.TrustedKeys
+	// InsecureHTTPTrustAnchors lets Open fetch keys that were not pinned
+	// over plain HTTP. For test setups only: see ManifestKeys.
+	InsecureHTTPTrustAnchors bool
+	// History remembers the newest manifest (by sequence number) accepted
+	// per content, and Open refuses an older one (a rollback). Zero: a file
+	// in CacheDir when it is set, otherwise a history of this session only
+	// (then the digest a license names is the only rollback defence, and a
+	// seed, which has no license, has none across restarts).
+	History *ManifestHistory
 	// Video is the video rendition ID to play. Zero: the highest bandwidth
 	// not above MaxBandwidth.
 	Video string
@@ -116,7 +133,8 @@ type P2P struct {
 	// Upload limits what this viewer serves to others.
 	Upload transport.UploadPolicy
 	// TrackerInterval is how often the license server's tracker is asked for
-	// peers. Zero: 30 s.
+	// peers; its answers also list revoked peers, which a seed then cuts
+	// off, so it bounds how late a seed learns of a revocation. Zero: 30 s.
 	TrackerInterval time.Duration
 }
 
@@ -127,7 +145,13 @@ var (
 	// ErrNoLicense: the license server refused, so nothing will be decrypted.
 	ErrNoLicense = errors.New("player: no license")
 	// ErrManifest: the segment manifest could not be fetched or verified.
+	// A manifest older than one accepted before also wraps
+	// segment.ErrRollback; one other than the license names also wraps
+	// ErrManifestNotLicensed.
 	ErrManifest = errors.New("player: segment manifest")
+	// ErrManifestNotLicensed: the origin's manifest is not the one the
+	// license was issued for (its digest differs).
+	ErrManifestNotLicensed = errors.New("player: the manifest is not the one the license names")
 )
 
 func (c *Config) setDefaults() error {
@@ -148,11 +172,8 @@ func (c *Config) setDefaults() error {
 	if c.LicenseURL == "" {
 		return bad("no LicenseURL")
 	}
-	if len(c.LicenseKeys) == 0 {
-		return bad("no LicenseKeys: pin the license server's public key")
-	}
-	if len(c.ManifestKeys) == 0 {
-		return bad("no ManifestKeys: pin the packager's manifest signing key")
+	if err := c.checkAnchorSource(); err != nil {
+		return err
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:0"

@@ -30,9 +30,14 @@
 //     ManifestKeys before anything else; every file from a peer, the origin
 //     or the cache is checked against it before it is stored, relayed or
 //     decrypted, and a peer that sends bad bytes is banned for the session.
-//   - Licenses and tickets are verified against the pinned LicenseKeys, never
-//     trusted on TLS alone. Content keys live in memory only, are wiped when
-//     a license is replaced and on Close, and are never logged.
+//   - An older manifest of the content, validly signed but replaced since,
+//     is refused: its digest is not the one the license names, and its
+//     sequence number is lower than one the History has seen.
+//   - Licenses and tickets are verified against LicenseKeys. Pin both key
+//     sets: keys that are not pinned are fetched from the license server
+//     over https only (over http only with InsecureHTTPTrustAnchors).
+//     Content keys live in memory only, are wiped when a license is
+//     replaced and on Close, and are never logged.
 //   - Decrypted media exists only in memory and on the loopback connection to
 //     the platform player, behind an unguessable path; Listen must be a
 //     loopback address. The cache (CacheDir) holds ciphertext only.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -96,6 +97,13 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	if err := fetchAnchors(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	history, err := openHistory(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	s := &Session{cfg: cfg, scheds: map[string]*sched.Scheduler{}, decs: map[string]*segment.Decryptor{}, wakeRenew: make(chan struct{}, 1)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	ok := false
@@ -104,9 +112,11 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 			s.Close()
 		}
 	}()
-	var err error
-	if s.m, err = fetchManifest(ctx, &cfg); err != nil {
+	if s.m, err = fetchManifest(ctx, &cfg, false); err != nil {
 		return nil, err
+	}
+	if err := history.Check(s.m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrManifest, err)
 	}
 	if s.video, s.audio, err = chooseRenditions(s.m, cfg.Video, cfg.MaxBandwidth); err != nil {
 		return nil, err
@@ -119,6 +129,13 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		if s.keys, err = newKeyring(ctx, s.lc, cfg.Content, cfg.Now); err != nil {
 			return nil, err
 		}
+		if err := s.checkLicensedManifest(ctx, history); err != nil {
+			return nil, err
+		}
+	}
+	// Only a manifest that passed every check raises the history.
+	if err := history.Accept(s.m); err != nil {
+		return nil, err
 	}
 	opts := cache.Options{MaxBytes: cfg.CacheBytes, Logger: cfg.Logger, Now: cfg.Now}
 	if cfg.CacheDir != "" {
@@ -210,7 +227,11 @@ func (s *Session) joinSwarm(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	tickets := &ticketSource{client: s.lc, self: s.host.ID(), now: cfg.Now}
+	key := s.host.LibP2P().Peerstore().PrivKey(s.host.ID())
+	if key == nil {
+		return errors.New("player: the p2p host has no private key to prove its peer ID with")
+	}
+	tickets := &ticketSource{client: s.lc, key: key, now: cfg.Now}
 	// A ticket up front: a viewer the license server will not admit to the
 	// swarm learns it now, not from silent peers.
 	if _, _, err := tickets.Ticket(ctx, cfg.Content); err != nil {
@@ -220,7 +241,7 @@ func (s *Session) joinSwarm(ctx context.Context) error {
 	tr := newTracker(s.lc, tickets)
 	s.swarm, err = s.host.Join(s.ctx, cfg.Content, s.m, transport.SwarmOptions{
 		Verifier: ticketVerifier{v: tv, now: cfg.Now}, Tickets: tickets, Store: s.store, Upload: upload,
-		Tracker: tr, TrackerInterval: cfg.P2P.TrackerInterval,
+		Tracker: tr, TrackerInterval: cfg.P2P.TrackerInterval, DiscoveryKey: tickets.discoveryKey(),
 		Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -295,10 +316,69 @@ func (s *Session) scheduler(id string) (*sched.Scheduler, error) {
 	return sc, nil
 }
 
-func fetchManifest(ctx context.Context, cfg *Config) (*segment.Manifest, error) {
+// openHistory returns the configured manifest history, the one in CacheDir,
+// or one for this session only.
+func openHistory(cfg *Config) (*ManifestHistory, error) {
+	switch {
+	case cfg.History != nil:
+		return cfg.History, nil
+	case cfg.CacheDir != "":
+		h, err := OpenManifestHistory(filepath.Join(cfg.CacheDir, historyFile))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+		return h, nil
+	}
+	return NewManifestHistory(), nil
+}
+
+// checkLicensedManifest refuses a manifest other than the one the license
+// was issued for (issue 12, L4). The signature alone cannot tell an older
+// manifest of the same content, signed with the same key, from the current
+// one; the license server knows which is current and names its digest in
+// the signed license, so a replayed older manifest (other segments, other
+// keys) is refused here even by a player that has never seen a newer one.
+//
+// A mismatch may also be an origin or CDN still serving the manifest a
+// re-pack replaced: the manifest is fetched once more, bypassing caches,
+// before refusing. A license that names no manifest (a server without a
+// catalog of manifests) leaves the sequence number as the only check.
+func (s *Session) checkLicensedManifest(ctx context.Context, history *ManifestHistory) error {
+	s.keys.mu.Lock()
+	want := s.keys.lic.ManifestSHA256
+	s.keys.mu.Unlock()
+	if want == "" {
+		s.cfg.Logger.Warn("player: the license names no manifest (license server without --content-dir): rollback is checked by sequence number only", "content", s.cfg.Content)
+		return nil
+	}
+	if s.m.Digest() == want {
+		return nil
+	}
+	m, err := fetchManifest(ctx, &s.cfg, true)
+	if err != nil {
+		return err
+	}
+	if m.Digest() != want {
+		return fmt.Errorf("%w: %w: the origin's manifest (sha256 %s, sequence %d) is not the one the license was issued for (sha256 %s): an older or foreign manifest, or a re-pack under way (then retry in a few seconds)",
+			ErrManifest, ErrManifestNotLicensed, m.Digest(), m.Sequence, want)
+	}
+	if err := history.Check(m); err != nil {
+		return fmt.Errorf("%w: %w", ErrManifest, err)
+	}
+	s.m = m
+	s.video, s.audio, err = chooseRenditions(m, s.cfg.Video, s.cfg.MaxBandwidth)
+	return err
+}
+
+// fetchManifest fetches and verifies the origin's manifest; noCache asks
+// caches on the way for a fresh copy.
+func fetchManifest(ctx context.Context, cfg *Config, noCache bool) (*segment.Manifest, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.OriginURL+segment.ManifestFile, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrManifest, err)
+	}
+	if noCache {
+		req.Header.Set("Cache-Control", "no-cache")
 	}
 	resp, err := cfg.HTTPClient.Do(req)
 	if err != nil {
@@ -314,7 +394,7 @@ func fetchManifest(ctx context.Context, cfg *Config) (*segment.Manifest, error) 
 	}
 	m, err := segment.ParseManifest(data, cfg.ManifestKeys)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrManifest, err)
+		return nil, fmt.Errorf("%w: %w", ErrManifest, err)
 	}
 	if m.ContentID != cfg.Content {
 		return nil, fmt.Errorf("%w: the origin's manifest is for %q, not %q", ErrManifest, m.ContentID, cfg.Content)

@@ -119,6 +119,7 @@ func Import(ctx context.Context, cfg ImportConfig) (*Manifest, error) {
 			return nil, fmt.Errorf("KID %s protects no segment of this content: give only the content's keys", m.Periods[i].KID)
 		}
 	}
+	m.Sequence = NextSequence(PreviousSequence(target, cfg.Signer.Public()), time.Now())
 	signed, err := SignManifest(m, cfg.Signer)
 	if err != nil {
 		return nil, err

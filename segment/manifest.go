@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"os"
 	"path"
 	"regexp"
 	"strings"
@@ -20,6 +22,18 @@ import (
 const ManifestFile = "sealmesh.json"
 
 // ManifestVersion is the only manifest format version this package reads and writes.
+//
+// Compatibility. The version changes only for a change that an older reader
+// must not silently ignore. Fields are otherwise added to version 1, each
+// optional, with its absence meaning what manifests from before it meant:
+// "sequence" (see Manifest.Sequence) is such a field, and manifests packed
+// before it read as sequence 0. Readers decode the signed body strictly, so a
+// reader older than a field refuses a manifest that carries it (it fails
+// closed rather than miss a rule it does not know). The envelope around the
+// signed body is read leniently instead: it is where a live stream's signed
+// append-only log will grow (a checkpoint per segment, each signed over its
+// own exact bytes and chained to the digest of the body, see Manifest.Digest),
+// and a reader that does not know the log still verifies the body it does know.
 const ManifestVersion = 1
 
 // Limits on manifests read from outside. A manifest comes from peers and origins
@@ -45,6 +59,9 @@ var (
 	ErrIntegrity = errors.New("bytes do not match the manifest")
 	// ErrMalformedManifest: the manifest cannot be parsed or breaks a structural rule.
 	ErrMalformedManifest = errors.New("malformed manifest")
+	// ErrRollback: a manifest older (by sequence number) than one already
+	// accepted for the same content.
+	ErrRollback = errors.New("manifest is older than one already seen (rollback)")
 )
 
 // FileKind says what a manifest entry holds.
@@ -61,8 +78,15 @@ const (
 // Peers check each file's ciphertext against it before caching, relaying or
 // decrypting.
 type Manifest struct {
-	Version         int         `json:"version"`
-	ContentID       string      `json:"content_id"`
+	Version   int    `json:"version"`
+	ContentID string `json:"content_id"`
+	// Sequence orders the manifests of one content: a manifest that replaces
+	// another has a higher one, so a player that has seen sequence N refuses
+	// an older, validly signed manifest of the same content (a rollback to
+	// other files or keys). Pack and Import set it with NextSequence. Absent
+	// (0) in manifests packed before the field existed. Milliseconds since
+	// 1970 stay far below 2^53, so JavaScript readers read it exactly.
+	Sequence        uint64      `json:"sequence,omitempty"`
 	Scheme          Scheme      `json:"scheme"`
 	Created         time.Time   `json:"created"`
 	SegmentDuration float64     `json:"segment_duration"`        // target, seconds
@@ -73,6 +97,61 @@ type Manifest struct {
 	Periods         []Period    `json:"periods"`
 	Renditions      []Rendition `json:"renditions"`
 	Playlists       []File      `json:"playlists,omitempty"`
+
+	// digest is the SHA-256 of the exact signed bytes, set by ParseManifest
+	// and SignManifest.
+	digest [sha256.Size]byte
+}
+
+// Digest returns the hex SHA-256 of the manifest's exact signed bytes (the
+// "manifest" member of the envelope, which the signature covers), or "" for a
+// manifest that was neither parsed nor signed by this package. A license names
+// the digest of the manifest it was issued for, so that a player refuses any
+// other manifest of the content, however validly signed.
+func (m *Manifest) Digest() string {
+	if m.digest == [sha256.Size]byte{} {
+		return ""
+	}
+	return hex.EncodeToString(m.digest[:])
+}
+
+// NextSequence is the rule for a manifest's sequence number: the packing time
+// in Unix milliseconds, or one more than prev (the sequence of the manifest it
+// replaces, 0 if none) when that is larger. The time keeps sequences rising
+// when content is re-packed into a fresh folder (on another machine, then
+// uploaded), provided the packaging clocks do not run backwards by more than
+// the time between two packs; prev+1 keeps them rising however the clock runs
+// when a pack replaces its previous output in place (--force).
+func NextSequence(prev uint64, now time.Time) uint64 {
+	seq := uint64(max(now.UnixMilli(), 1))
+	if prev >= seq {
+		seq = prev + 1
+	}
+	return seq
+}
+
+// PreviousSequence returns the sequence number of the signed manifest at
+// path if it exists and verifies under pub, and 0 otherwise. Pack and Import
+// use it to continue the sequence of the manifest they replace; a manifest
+// signed by another (older) key is ignored and the clock decides.
+func PreviousSequence(path string, pub crypto.PublicKey) uint64 {
+	ed, ok := pub.(ed25519.PublicKey)
+	if !ok {
+		return 0
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) > MaxManifestSize {
+		return 0
+	}
+	var env signedManifest
+	if json.Unmarshal(data, &env) != nil {
+		return 0
+	}
+	m, err := ParseManifest(data, TrustedKeys{env.KeyID: ed})
+	if err != nil || m.Sequence == math.MaxUint64 {
+		return 0
+	}
+	return m.Sequence
 }
 
 // Period is one crypto period: a span of media encrypted under one key.
@@ -117,7 +196,8 @@ type signedManifest struct {
 
 // SignManifest encodes m and signs it with an Ed25519 signer (an
 // ed25519.PrivateKey or a key store's opaque signer). It refuses a manifest
-// that fails Validate.
+// that fails Validate. It records the digest of the signed bytes in m (see
+// Digest).
 func SignManifest(m *Manifest, signer crypto.Signer) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
@@ -137,6 +217,14 @@ func SignManifest(m *Manifest, signer crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode manifest envelope: %w", err)
 	}
+	// The envelope's "manifest" member is body byte for byte: json.RawMessage
+	// is copied verbatim (after compaction, which MarshalIndent re-indents
+	// the same way), so readers hash what was signed. Check rather than trust.
+	var back signedManifest
+	if err := json.Unmarshal(out, &back); err != nil || !bytes.Equal(back.Manifest, body) {
+		return nil, errors.New("encode manifest envelope: signed bytes changed in encoding")
+	}
+	m.digest = sha256.Sum256(body)
 	return append(out, '\n'), nil
 }
 
@@ -144,8 +232,10 @@ func SignManifest(m *Manifest, signer crypto.Signer) ([]byte, error) {
 type TrustedKeys map[string]ed25519.PublicKey
 
 // ParseManifest verifies data's signature against trusted and only then
-// decodes and validates the manifest. Errors wrap ErrMalformedManifest or
-// ErrBadSignature.
+// decodes and validates the manifest, and records the digest of the signed
+// bytes (see Digest). Errors wrap ErrMalformedManifest or ErrBadSignature.
+// Whether the manifest is the current one of its content (not an older one
+// replayed) is for the caller to judge, by Sequence and Digest.
 func ParseManifest(data []byte, trusted TrustedKeys) (*Manifest, error) {
 	// Verify before use: nothing inside the manifest is looked at (beyond
 	// locating the signed bytes) until the signature checks.
@@ -178,6 +268,7 @@ func ParseManifest(data []byte, trusted TrustedKeys) (*Manifest, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
+	m.digest = sha256.Sum256(env.Manifest)
 	return &m, nil
 }
 

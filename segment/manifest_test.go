@@ -119,7 +119,7 @@ func FuzzParseManifest(f *testing.F) {
 		f.Add(seed)
 	}
 	m := &segment.Manifest{
-		Version: 1, ContentID: "c", Scheme: segment.SchemeCBCS, SigningKeyID: "k",
+		Version: 1, ContentID: "c", Scheme: segment.SchemeCBCS, SigningKeyID: "k", Sequence: 1_800_000_000_000,
 		Periods: []segment.Period{{KID: "00112233445566778899aabbccddeeff"}},
 		Renditions: []segment.Rendition{{ID: "audio", Type: "audio", Files: []segment.File{
 			{Path: "audio/init.mp4", Kind: segment.KindInit, Size: 1, SHA256: "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"},
@@ -139,6 +139,9 @@ func FuzzParseManifest(f *testing.F) {
 		// Whatever parses must be valid and its lookups must not panic.
 		if err := m.Validate(); err != nil {
 			t.Fatalf("parsed manifest fails Validate: %v", err)
+		}
+		if len(m.Digest()) != 64 {
+			t.Fatalf("parsed manifest has no digest: %q", m.Digest())
 		}
 		for _, f := range m.Files() {
 			_ = m.CheckFile(f.Path, nil)

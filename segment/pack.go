@@ -238,6 +238,7 @@ func Pack(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	m.Playlists = pls
+	m.Sequence = NextSequence(PreviousSequence(filepath.Join(out, ManifestFile), cfg.Signer.Public()), time.Now())
 	signed, err := SignManifest(m, cfg.Signer)
 	if err != nil {
 		return nil, err

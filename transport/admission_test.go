@@ -44,7 +44,10 @@ func TestAdmissionRefused(t *testing.T) {
 			n := newNet(t)
 			seed := n.host()
 			sSeed := n.join(seed, n.fx.full())
-			bad := n.host()
+			// The attacker never drops a connection itself (an honest host
+			// without a ticket would, after its own grace, since the seed
+			// shows it no ticket either): the seed must.
+			bad := n.host(func(c *transport.Config) { c.AdmissionGrace = -1 })
 			sBad := n.join(bad, nil, func(o *transport.SwarmOptions) { o.Tickets = tc.ticket(n, bad) })
 
 			start := time.Now()

@@ -14,10 +14,23 @@ import (
 )
 
 // Tracker is the license server's peer list (/v1/announce), wired by
-// cmd/player. Announce registers this host's addrs for content and returns
-// other peers in the swarm. It must be safe for concurrent use.
+// cmd/player. Announce registers this host's addrs for content (the
+// implementation proves to the server that the announce is this host's own,
+// with its libp2p key) and returns other peers in the swarm. It must be safe
+// for concurrent use.
 type Tracker interface {
-	Announce(ctx context.Context, content string, addrs []ma.Multiaddr) ([]peer.AddrInfo, error)
+	Announce(ctx context.Context, content string, addrs []ma.Multiaddr) (TrackerAnswer, error)
+}
+
+// TrackerAnswer is what an announce returns.
+type TrackerAnswer struct {
+	// Peers to dial.
+	Peers []peer.AddrInfo
+	// Revoked are peers whose entitlement the license server revoked while
+	// their ticket is still valid: the swarm drops their admission and
+	// disconnects them, and refuses their tickets for a while (L5: seeds
+	// learn revocations within one TrackerInterval, not one ticket lifetime).
+	Revoked []peer.ID
 }
 
 // MDNSService is the mDNS service name sealmesh hosts advertise.
@@ -64,10 +77,15 @@ func (h *Host) startDiscovery(ctx context.Context) error {
 	return nil
 }
 
-// ContentCID is the DHT key under which a content's swarm members provide:
-// a raw CIDv1 of the SHA-256 multihash of "sealmesh:" + content.
-func ContentCID(content string) cid.Cid {
-	mh, err := multihash.Sum([]byte("sealmesh:"+content), multihash.SHA2_256, -1)
+// DiscoveryCID is the DHT key under which a content's swarm members
+// provide: a raw CIDv1 of the SHA-256 multihash of "sealmesh dht v2\x00" ||
+// key, where key is the content's secret discovery key
+// (SwarmOptions.DiscoveryKey). It used to be computed from the content ID,
+// so anyone could list who held a title; the secret comes only with a
+// ticket. DHT nodes that store the record still see which peers provide the
+// key, but not which content it stands for.
+func DiscoveryCID(key []byte) cid.Cid {
+	mh, err := multihash.Sum(append([]byte("sealmesh dht v2\x00"), key...), multihash.SHA2_256, -1)
 	if err != nil {
 		panic(err) // SHA2_256 is always registered
 	}
@@ -79,9 +97,11 @@ func (s *Swarm) startDiscovery() {
 		s.wg.Add(1)
 		go s.trackerLoop()
 	}
-	if s.h.dht != nil {
+	if s.h.dht != nil && len(s.opts.DiscoveryKey) > 0 {
 		s.wg.Add(1)
 		go s.dhtLoop()
+	} else if s.h.dht != nil {
+		s.log.Info("no discovery key for this content: not using the DHT for it")
 	}
 }
 
@@ -96,12 +116,13 @@ func (s *Swarm) trackerLoop() {
 		case <-t.C:
 		}
 		ctx, cancel := context.WithTimeout(s.ctx, s.h.cfg.StreamTimeout)
-		peers, err := s.opts.Tracker.Announce(ctx, s.content, s.h.Addrs())
+		ans, err := s.opts.Tracker.Announce(ctx, s.content, s.h.Addrs())
 		cancel()
 		if err != nil {
 			s.log.Warn("tracker announce", "err", err)
 		} else {
-			s.h.AddPeers(peers)
+			s.revokePeers(ans.Revoked)
+			s.h.AddPeers(ans.Peers)
 		}
 		t.Reset(s.opts.TrackerInterval)
 	}
@@ -112,7 +133,7 @@ func (s *Swarm) trackerLoop() {
 // (and every round until the first publication succeeds).
 func (s *Swarm) dhtLoop() {
 	defer s.wg.Done()
-	key := ContentCID(s.content)
+	key := DiscoveryCID(s.opts.DiscoveryKey)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for round := 0; ; round++ {

@@ -16,8 +16,9 @@ import (
 
 // memTracker is a tracker in memory: it remembers who announced what.
 type memTracker struct {
-	mu    sync.Mutex
-	peers map[string]map[peer.ID][]ma.Multiaddr
+	mu      sync.Mutex
+	peers   map[string]map[peer.ID][]ma.Multiaddr
+	revoked []peer.ID // listed in every answer
 }
 
 type trackerClient struct {
@@ -25,7 +26,7 @@ type trackerClient struct {
 	h *transport.Host
 }
 
-func (c trackerClient) Announce(_ context.Context, content string, addrs []ma.Multiaddr) ([]peer.AddrInfo, error) {
+func (c trackerClient) Announce(_ context.Context, content string, addrs []ma.Multiaddr) (transport.TrackerAnswer, error) {
 	c.t.mu.Lock()
 	defer c.t.mu.Unlock()
 	if c.t.peers == nil {
@@ -35,12 +36,13 @@ func (c trackerClient) Announce(_ context.Context, content string, addrs []ma.Mu
 		c.t.peers[content] = map[peer.ID][]ma.Multiaddr{}
 	}
 	c.t.peers[content][c.h.ID()] = addrs
-	var out []peer.AddrInfo
+	var out transport.TrackerAnswer
 	for id, a := range c.t.peers[content] {
 		if id != c.h.ID() {
-			out = append(out, peer.AddrInfo{ID: id, Addrs: a})
+			out.Peers = append(out.Peers, peer.AddrInfo{ID: id, Addrs: a})
 		}
 	}
+	out.Revoked = c.t.revoked
 	return out, nil
 }
 
@@ -77,7 +79,10 @@ func TestDiscoveryDHT(t *testing.T) {
 		c.DHT = true
 		c.Bootstrap = []peer.AddrInfo{boot.AddrInfo()}
 	}
-	fast := func(o *transport.SwarmOptions) { o.DiscoveryInterval = 300 * time.Millisecond }
+	fast := func(o *transport.SwarmOptions) {
+		o.DiscoveryInterval = 300 * time.Millisecond
+		o.DiscoveryKey = []byte("the content's secret, from the ticket response")
+	}
 	seed, viewer := n.host(withDHT), n.host(withDHT)
 	sSeed := n.join(seed, n.fx.full(), fast)
 	sViewer := n.join(viewer, nil, fast)
@@ -114,9 +119,9 @@ func TestDiscoveryMDNS(t *testing.T) {
 	mutuallyAdmitted(t, sB, sC, b.ID(), c.ID())
 }
 
-func TestContentCID(t *testing.T) {
-	c := transport.ContentCID(content)
-	require.Equal(t, c, transport.ContentCID(content))
-	require.NotEqual(t, c, transport.ContentCID("other"))
+func TestDiscoveryCID(t *testing.T) {
+	c := transport.DiscoveryCID([]byte("k1"))
+	require.Equal(t, c, transport.DiscoveryCID([]byte("k1")))
+	require.NotEqual(t, c, transport.DiscoveryCID([]byte("k2")))
 	require.Equal(t, uint64(0x55), c.Type()) // raw
 }

@@ -30,12 +30,15 @@
 // # Admission
 //
 // The secure channel (Noise or TLS 1.3) authenticates the remote peer ID.
-// After each new connection, and for every joined content, each side opens
+// After each new connection, and for every joined content, the dialer opens
 // a TicketProtocol stream and presents its ticket for that content. The
 // receiver passes it to TicketVerifier.VerifyTicket with the authenticated
 // remote peer ID, and on success records an admission (peer, content,
-// expiry). A ticket copied off another peer therefore admits nobody: it
-// names the wrong ID.
+// expiry, and the ticket's opaque per-account Budget); only then does it
+// present its own ticket to the dialer. A host shows its tickets only to a
+// peer it dialed or has admitted, never to a connection that has shown
+// nothing. A ticket copied off another peer therefore admits nobody (it
+// names the wrong ID), and a stranger that dials a seed gets no ticket.
 //
 // Until admitted to a content, a peer gets no segment byte of it (the
 // segment handler answers NotAdmitted before looking at the store) and no
@@ -49,11 +52,16 @@
 //
 // Each swarm asks its TicketSource again once 80% of the current ticket's
 // lifetime has passed and, when it gets new bytes, presents them to every
-// connected peer, which extends the admission.
+// connected peer it may show them to, which extends the admission.
 //
-// Privacy note: presenting a ticket tells the connected peer which content
-// we watch, before it has shown a ticket of its own. Tickets are useless to
-// other peer IDs, so this discloses interest, not entitlement.
+// A Tracker answer may list revoked peers: the swarm drops their admission,
+// disconnects them (unless admitted to another content) and refuses their
+// tickets for 10 minutes, though those still verify.
+//
+// Privacy note: a dialer presents before the listener has shown anything.
+// The ticket message names the swarm by a tag, and license tickets carry a
+// content tag and an opaque budget, not the content ID or an account
+// pseudonym, so the listener learns the content only by guessing its ID.
 //
 // # Wire formats
 //
@@ -61,9 +69,9 @@
 // anything is allocated; a message over its bound is refused. Content IDs
 // follow segment.ValidContentID (1-128 bytes).
 //
-// TicketProtocol "/sealmesh/ticket/1.0.0", one stream per presentation:
+// TicketProtocol "/sealmesh/ticket/2.0.0", one stream per presentation:
 //
-//	request:  version u8 (1) | content length u8 | content
+//	request:  version u8 (2) | swarm tag (32: SHA-256("sealmesh swarm tag v1\x00" || content))
 //	          | ticket length u16 (1..4096) | ticket
 //	reply:    status u8: 0 admitted, 1 rejected, 2 content not joined
 //
@@ -138,9 +146,11 @@
 // (the license server's /v1/announce) is asked every TrackerInterval. mDNS
 // advertises service "sealmesh". The DHT is a private Kademlia network
 // (protocol prefix /sealmesh, server mode, provider records only); each
-// swarm provides [ContentCID] (raw CIDv1 of SHA-256("sealmesh:" + content))
+// swarm with a SwarmOptions.DiscoveryKey provides [DiscoveryCID] of that
+// key (a per-content secret the license server gives ticket holders only)
 // and looks its providers up every DiscoveryInterval, so a swarm keeps
-// finding itself when the tracker is down. Peers of different contents
+// finding itself when the tracker is down, and strangers cannot compute
+// where a title's holders are listed. Peers of different contents
 // evict one another after the grace period, so the DHT of a mixed swarm
 // relies on bootstrap nodes (exempt) and on peers of the same content.
 //
@@ -157,5 +167,7 @@
 //
 // Protocol IDs carry a version; an incompatible change gets a new ID and
 // hosts keep speaking the old one for a release. The version byte inside
-// ticket, segment and hello messages is 1.
+// segment and hello messages is 1, inside ticket messages 2. Ticket 2.0.0
+// replaced 1.0.0 outright: its tickets (license v2, no content ID inside)
+// do not verify on a 1.0.0 host anyway.
 package transport

@@ -11,17 +11,17 @@ import (
 // encoder would not produce, and must read back what the encoder wrote.
 
 func FuzzTicketMsg(f *testing.F) {
-	good, _ := encodeTicketMsg("demo-1", []byte("ticket bytes"))
+	good, _ := encodeTicketMsg(swarmTag("demo-1"), []byte("ticket bytes"))
 	f.Add(good)
 	f.Add([]byte{1, 0})
-	f.Add([]byte{2, 1, 'a', 0, 1, 'x'})
-	f.Add([]byte{1, 1, 'a', 0xff, 0xff})
+	f.Add(append(append([]byte{2}, make([]byte, 32)...), 0, 1, 'x'))
+	f.Add(append(append([]byte{2}, make([]byte, 32)...), 0xff, 0xff))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		content, ticket, err := readTicketMsg(io.LimitReader(bytes.NewReader(b), maxTicketMsg))
+		tag, ticket, err := readTicketMsg(io.LimitReader(bytes.NewReader(b), maxTicketMsg))
 		if err != nil {
 			return
 		}
-		again, err := encodeTicketMsg(content, ticket)
+		again, err := encodeTicketMsg(tag, ticket)
 		if err != nil {
 			t.Fatalf("decoded a message the encoder refuses: %v", err)
 		}

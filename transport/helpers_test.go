@@ -73,37 +73,38 @@ func (a *authority) issue(p peer.ID, content string, expiry time.Time) []byte {
 
 // verifier checks tickets against pub at now().
 type verifier struct {
-	pub ed25519.PublicKey
-	now func() time.Time
+	pub    ed25519.PublicKey
+	now    func() time.Time
+	budget string // Admission.Budget of every ticket
 }
 
-func (v verifier) VerifyTicket(ticket []byte, remote peer.ID, content string) (time.Time, error) {
+func (v verifier) VerifyTicket(ticket []byte, remote peer.ID, content string) (transport.Admission, error) {
 	if len(ticket) <= ed25519.SignatureSize {
-		return time.Time{}, errors.New("ticket too short")
+		return transport.Admission{}, errors.New("ticket too short")
 	}
 	payload, sig := ticket[:len(ticket)-ed25519.SignatureSize], ticket[len(ticket)-ed25519.SignatureSize:]
 	if !ed25519.Verify(v.pub, append([]byte(ticketContext), payload...), sig) {
-		return time.Time{}, errors.New("bad ticket signature")
+		return transport.Admission{}, errors.New("bad ticket signature")
 	}
 	parts := strings.Split(string(payload), "|")
 	if len(parts) != 3 {
-		return time.Time{}, errors.New("malformed ticket")
+		return transport.Admission{}, errors.New("malformed ticket")
 	}
 	if parts[0] != remote.String() {
-		return time.Time{}, errors.New("ticket names another peer")
+		return transport.Admission{}, errors.New("ticket names another peer")
 	}
 	if parts[1] != content {
-		return time.Time{}, errors.New("ticket is for another content")
+		return transport.Admission{}, errors.New("ticket is for another content")
 	}
 	var unix int64
 	if _, err := fmt.Sscanf(parts[2], "%d", &unix); err != nil {
-		return time.Time{}, errors.New("malformed expiry")
+		return transport.Admission{}, errors.New("malformed expiry")
 	}
 	exp := time.Unix(unix, 0)
 	if !v.now().Before(exp) {
-		return time.Time{}, errors.New("ticket expired")
+		return transport.Admission{}, errors.New("ticket expired")
 	}
-	return exp, nil
+	return transport.Admission{Expiry: exp, Budget: v.budget}, nil
 }
 
 // tickets is a TicketSource handing out a fixed or computed ticket.

@@ -30,6 +30,12 @@ type SwarmOptions struct {
 	Tracker Tracker
 	// TrackerInterval: zero means 30 s.
 	TrackerInterval time.Duration
+	// DiscoveryKey is the content's secret DHT key, which the license
+	// server gives ticket holders only (license.TicketResponse.DiscoveryKey).
+	// Provider records are published under DiscoveryCID(DiscoveryKey), so
+	// strangers, who cannot compute it, cannot list a title's holders. Empty:
+	// this swarm does not use the DHT, even when Config.DHT is set.
+	DiscoveryKey []byte
 	// DiscoveryInterval is how often the DHT is asked for the content's
 	// providers (when Config.DHT is set). Zero: 30 s. The provider record is
 	// re-published every 10 DiscoveryIntervals.
@@ -70,6 +76,8 @@ type Swarm struct {
 	have   Bitfield
 	onHave []func(peer.ID, string)
 	ticket ownTicket
+	// revoked: peers the license server listed as revoked, refused until then.
+	revoked map[peer.ID]time.Time
 
 	bytesDown, bytesUp, failed atomic.Int64
 }
@@ -82,6 +90,7 @@ type ownTicket struct {
 // swarmPeer is what a swarm knows of one peer. Guarded by Swarm.mu.
 type swarmPeer struct {
 	admittedUntil time.Time
+	budget        string        // its ticket's Admission.Budget (see Host.budgetKey)
 	admittedCh    chan struct{} // closed at the first admission
 	have          Bitfield      // nil until its hello
 	mismatch      bool          // its manifest differs from ours
@@ -113,6 +122,7 @@ func (h *Host) Join(ctx context.Context, content string, m *segment.Manifest, op
 	if opts.Store == nil {
 		opts.Store = NewMemStore()
 	}
+	opts.DiscoveryKey = append([]byte(nil), opts.DiscoveryKey...)
 	if opts.TrackerInterval <= 0 {
 		opts.TrackerInterval = 30 * time.Second
 	}
@@ -132,6 +142,7 @@ func (h *Host) Join(ctx context.Context, content string, m *segment.Manifest, op
 		upload:  upload,
 		log:     opts.Logger.With("content", content),
 		peers:   make(map[peer.ID]*swarmPeer),
+		revoked: make(map[peer.ID]time.Time),
 	}
 	if vs, ok := opts.Store.(VerifyingStore); ok && vs.GetVerified() {
 		s.storeVerifies = true
@@ -213,19 +224,20 @@ func (s *Swarm) admittedAt(p peer.ID, now time.Time) bool {
 	return sp != nil && now.Before(sp.admittedUntil)
 }
 
-// admit records p's admission until expiry and, the first time, starts
-// sending it our have-map.
-func (s *Swarm) admit(p peer.ID, expiry time.Time) {
+// admit records p's admission and, the first time, starts sending it our
+// have-map. It reports whether this was p's first admission.
+func (s *Swarm) admit(p peer.ID, a Admission) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	sp := s.peerLocked(p)
 	first := sp.admittedUntil.IsZero()
-	if expiry.After(sp.admittedUntil) {
-		sp.admittedUntil = expiry
+	if a.Expiry.After(sp.admittedUntil) {
+		sp.admittedUntil = a.Expiry
 	}
+	sp.budget = a.Budget
 	var hs *haveSender
 	if first {
 		close(sp.admittedCh)
@@ -236,10 +248,11 @@ func (s *Swarm) admit(p peer.ID, expiry time.Time) {
 	s.h.admitted(p)
 	s.h.cm.TagPeer(p, "sealmesh:"+s.content, 20)
 	if first {
-		s.log.Debug("peer admitted", "remote", p.String(), "until", expiry)
+		s.log.Debug("peer admitted", "remote", p.String(), "until", a.Expiry)
 		s.wg.Add(1)
 		go hs.run()
 	}
+	return first
 }
 
 // waitAdmitted waits until p is admitted, for at most d.

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -22,9 +23,9 @@ const (
 	maxTicketLen  = 4096 // the license server's encoded tickets are at most 4096 bytes
 	maxPathLen    = 512  // manifest paths are at most 512 bytes (segment.validRelPath)
 
-	// maxTicketMsg bounds a ticket message: version, content length, content,
-	// ticket length, ticket.
-	maxTicketMsg = 1 + 1 + maxContentLen + 2 + maxTicketLen
+	// maxTicketMsg bounds a ticket message: version, swarm tag, ticket
+	// length, ticket.
+	maxTicketMsg = 1 + swarmTagLen + 2 + maxTicketLen
 	// maxRequestMsg bounds a segment request: version, content length,
 	// content, path length, path (644 bytes; the reader allows 1 KiB).
 	maxRequestMsg = 1024
@@ -74,39 +75,51 @@ func checkContent(c string) error {
 	return nil
 }
 
-// encodeTicketMsg: version u8 | content length u8 | content | ticket length u16 | ticket.
-func encodeTicketMsg(content string, ticket []byte) ([]byte, error) {
-	if err := checkContent(content); err != nil {
-		return nil, err
-	}
+// ticketMsgVersion is the version byte of ticket messages: 2 since they
+// name the swarm by its tag instead of its content ID.
+const ticketMsgVersion = 2
+
+// swarmTagLen is the length of a swarm tag (SHA-256).
+const swarmTagLen = sha256.Size
+
+// swarmTag names a content's swarm in ticket messages, which a dialer sends
+// before it knows whom it reached (an mDNS neighbour may be anybody): a
+// stranger learns the content only if it guesses the content ID, as with
+// the ticket's own content tag.
+func swarmTag(content string) [swarmTagLen]byte {
+	return sha256.Sum256([]byte("sealmesh swarm tag v1\x00" + content))
+}
+
+// encodeTicketMsg: version u8 (2) | swarm tag (32) | ticket length u16 | ticket.
+func encodeTicketMsg(tag [swarmTagLen]byte, ticket []byte) ([]byte, error) {
 	if len(ticket) == 0 || len(ticket) > maxTicketLen {
 		return nil, malformed("ticket length %d outside 1..%d", len(ticket), maxTicketLen)
 	}
-	b := make([]byte, 0, 4+len(content)+len(ticket))
-	b = append(b, wireVersion, byte(len(content)))
-	b = append(b, content...)
+	b := make([]byte, 0, 1+swarmTagLen+2+len(ticket))
+	b = append(b, ticketMsgVersion)
+	b = append(b, tag[:]...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(ticket)))
 	return append(b, ticket...), nil
 }
 
-func readTicketMsg(r io.Reader) (content string, ticket []byte, err error) {
-	content, err = readVersionContent(r)
-	if err != nil {
-		return "", nil, err
+func readTicketMsg(r io.Reader) (tag [swarmTagLen]byte, ticket []byte, err error) {
+	var h [1 + swarmTagLen + 2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return tag, nil, fmt.Errorf("read header: %w", err)
 	}
-	var l [2]byte
-	if _, err := io.ReadFull(r, l[:]); err != nil {
-		return "", nil, fmt.Errorf("read ticket length: %w", err)
+	if h[0] != ticketMsgVersion {
+		return tag, nil, malformed("ticket message version %d, want %d", h[0], ticketMsgVersion)
 	}
-	n := int(binary.BigEndian.Uint16(l[:]))
+	copy(tag[:], h[1:1+swarmTagLen])
+	n := int(binary.BigEndian.Uint16(h[1+swarmTagLen:]))
 	if n == 0 || n > maxTicketLen {
-		return "", nil, malformed("ticket length %d outside 1..%d", n, maxTicketLen)
+		return tag, nil, malformed("ticket length %d outside 1..%d", n, maxTicketLen)
 	}
 	ticket = make([]byte, n)
 	if _, err := io.ReadFull(r, ticket); err != nil {
-		return "", nil, fmt.Errorf("read ticket: %w", err)
+		return tag, nil, fmt.Errorf("read ticket: %w", err)
 	}
-	return content, ticket, nil
+	return tag, ticket, nil
 }
 
 func readVersionContent(r io.Reader) (string, error) {

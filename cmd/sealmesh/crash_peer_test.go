@@ -66,7 +66,7 @@ func TestPeerKill9MidDownload(t *testing.T) {
 
 	cacheDir := filepath.Join(dir, "cache")
 	args := []string{"peer", "seed", "film", "--origin", origin.URL + "/film/", "--license", lic,
-		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--cache", cacheDir, "--verbose"}
+		"--p2p-listen", "/ip4/127.0.0.1/tcp/0", "--cache", cacheDir, "--verbose", "--insecure-http-keys"}
 	contentDir := filepath.Join(cacheDir, "film")
 	var all []segment.File // what a seed caches: every rendition's files (playlists are not cached)
 	for _, r := range m.Renditions {

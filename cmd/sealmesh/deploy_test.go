@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +24,8 @@ import (
 // TestDeploymentWalkthrough runs the README's deployment as separate OS
 // processes: keys init, pack, license serve, a static origin, a seed (no
 // keys) and a player whose local HLS URL ffmpeg decodes to the source's
-// frames. The seed and the player are separate processes talking libp2p.
+// frames. The seed and the player are separate processes talking libp2p,
+// with the public keys pinned by flag as the README shows.
 func TestDeploymentWalkthrough(t *testing.T) {
 	ffmpeg := interop.FFmpeg(t)
 	dir := t.TempDir()
@@ -46,7 +48,14 @@ func TestDeploymentWalkthrough(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	viewerToken := strings.TrimSpace(r.stdout)
 
-	common := []string{"--origin", origin.URL + "/film/", "--license", lic, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}
+	// The README's pinned form: the public keys from `keys list --pins`,
+	// nothing fetched from the plain-HTTP license server.
+	r = sealmesh(t, dir, nil, "keys", "list", "--keystore", ks, "--pins")
+	require.Equal(t, 0, r.code, r.stderr)
+	pins := strings.Fields(r.stdout)
+	require.Len(t, pins, 4, "keys list --pins printed %q", r.stdout)
+	require.Equal(t, []string{"--license-key", "--manifest-key"}, []string{pins[0], pins[2]})
+	common := append([]string{"--origin", origin.URL + "/film/", "--license", lic, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, pins...)
 	seed, seedOut := startPeer(t, dir, seedToken, append([]string{"peer", "seed", "film"}, common...)...)
 	require.Contains(t, firstLine(t, seedOut), "seeding")
 	// Let the seed fetch the content from the origin.
@@ -103,4 +112,25 @@ func stopPeer(t *testing.T, cmd *exec.Cmd) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("peer did not stop on SIGTERM")
 	}
+}
+
+// TestPeerRefusesKeysOverPlainHTTP: `peer play` and `peer seed` without
+// pinned keys and with a plain-HTTP --license stop before fetching anything,
+// saying how to pin the keys; a request to the license server would fail
+// the test.
+func TestPeerRefusesKeysOverPlainHTTP(t *testing.T) {
+	var hits atomic.Int64
+	lic := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1); http.NotFound(w, nil) }))
+	defer lic.Close()
+	for _, mode := range []string{"play", "seed"} {
+		for _, pins := range [][]string{nil, {"--license-key", strings.Repeat("ab", 32)}} {
+			r := sealmesh(t, t.TempDir(), []string{"SEALMESH_TOKEN=x"}, append([]string{"peer", mode, "film",
+				"--origin", "http://127.0.0.1:1/film/", "--license", lic.URL, "--no-p2p"}, pins...)...)
+			require.Equal(t, 2, r.code, "peer %s %v: %s", mode, pins, r.stderr)
+			for _, want := range []string{"not pinned", "plain HTTP", "sealmesh keys list --pins", "--insecure-http-keys", "https://"} {
+				require.Contains(t, r.stderr, want, "peer %s %v", mode, pins)
+			}
+		}
+	}
+	require.Zero(t, hits.Load(), "no request may reach a plain-HTTP license server for keys")
 }

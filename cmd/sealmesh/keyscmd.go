@@ -21,7 +21,8 @@ const keysSynopsis = `Usage: sealmesh keys <init|list|export> [flags]
           under your passphrase (argon2id), and the manifest signing key
   list    content IDs with their KIDs per crypto period, the public signing
           keys that peers and players must trust, and the exact flags that
-          pin them ('sealmesh peer play|seed'); --json for scripts
+          pin them ('sealmesh peer play|seed'); --pins prints only those
+          flags, --json everything for scripts
   export  print a content's clear keys as JSON; refused without
           --insecure-cleartext (for tests and migration only)
 
@@ -73,6 +74,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return nil
 	case "list":
 		asJSON := fs.Bool("json", false, "print JSON")
+		pins := fs.Bool("pins", false, "print only the flags that pin the public keys in 'sealmesh peer' (--license-key HEX --manifest-key ID:HEX)")
 		if err := parseFlags(fs, rest); err != nil {
 			return err
 		}
@@ -81,6 +83,14 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer ks.Close()
+		if *pins {
+			flags, err := pinFlags(ctx, ks)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, strings.Join(flags, " "))
+			return nil
+		}
 		return listKeys(ctx, ks, *asJSON, stdout)
 	case "export":
 		content := fs.String("content", "", "content `ID` whose keys to print")
@@ -116,6 +126,20 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	default:
 		return usageErr("keys: unknown subcommand %q (init, list or export; see 'sealmesh keys --help')", sub)
 	}
+}
+
+// pinFlags returns the 'sealmesh peer' flags that pin the store's public
+// signing keys, so that no key is fetched from the license server.
+func pinFlags(ctx context.Context, ks *keys.FileStore) ([]string, error) {
+	msk, err := ks.SigningKey(ctx, keys.SigningKeyManifest)
+	if err != nil {
+		return nil, err
+	}
+	lsk, err := ks.SigningKey(ctx, keys.SigningKeyLicense)
+	if err != nil {
+		return nil, err
+	}
+	return []string{"--license-key", hex.EncodeToString(lsk.Public()), "--manifest-key", msk.ID() + ":" + hex.EncodeToString(msk.Public())}, nil
 }
 
 // signingKeyInfo is one public signing key in 'keys list --json'.
@@ -167,7 +191,9 @@ func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer)
 	}
 	// The flags of 'sealmesh peer play|seed' that pin both keys, so that
 	// neither is fetched from the license server (issue 12, L2).
-	out.PinArgs = []string{"--license-key", out.LicenseKey.Public, "--manifest-key", out.ManifestKey.ID + ":" + out.ManifestKey.Public}
+	if out.PinArgs, err = pinFlags(ctx, ks); err != nil {
+		return err
+	}
 	out.PinFlags = strings.Join(out.PinArgs, " ")
 	for _, c := range list {
 		it := contentEntry{Content: c.ID, Created: c.Created.UTC().Format("2006-01-02T15:04:05Z")}
@@ -184,7 +210,8 @@ func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer)
 	for _, l := range signing {
 		fmt.Fprintln(w, l)
 	}
-	fmt.Fprintf(w, "\npin both in players and peers: sealmesh peer play|seed ... %s\n\n", out.PinFlags)
+	fmt.Fprintf(w, "pin them in players: sealmesh peer ... %s\n", out.PinFlags)
+	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTENT\tPERIODS\tCREATED\tKIDS")
 	for _, it := range out.Content {

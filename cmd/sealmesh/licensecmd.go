@@ -122,10 +122,18 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	insecure := fs.Bool("insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
 	maxStreams := fs.Int("max-streams", license.DefaultMaxStreamsPerAccount, "concurrent streams per account (-1: no limit)")
 	licenseTTL := fs.Duration("license-ttl", license.DefaultLicenseTTL, "license and session lifetime")
+	maxTickets := fs.Int("max-tickets", license.DefaultMaxTicketsPerAccount, "peer IDs per account holding a live swarm ticket for one content (-1: no limit)")
+	ticketTTL := fs.Duration("ticket-ttl", license.DefaultTicketTTL, "swarm ticket lifetime: a revoked peer no seed hears of in an announce answer is cut off when it ends")
 	var contentDirs multiFlag
 	fs.Var(&contentDirs, "content-dir", "`folder` of packaged content (<DIR>/*/sealmesh.json), for requests by playback position (repeatable)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *maxTickets == 0 || *maxTickets < -1 {
+		return usageErr("license serve: --max-tickets must be -1 (no limit) or at least 1")
+	}
+	if *ticketTTL <= 0 {
+		return usageErr("license serve: --ticket-ttl must be positive (e.g. 2m)")
 	}
 	if (*tlsCert == "") != (*tlsKey == "") {
 		return usageErr("license serve: give both --tls-cert and --tls-key, or neither")
@@ -210,7 +218,8 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	defer state.Close()
 
-	srv, err := license.New(license.Config{Listen: *listen, CORSOrigins: cors, MaxStreamsPerAccount: *maxStreams, LicenseTTL: *licenseTTL, Logger: logger, AccessLog: access},
+	srv, err := license.New(license.Config{Listen: *listen, CORSOrigins: cors, MaxStreamsPerAccount: *maxStreams, LicenseTTL: *licenseTTL,
+		MaxTicketsPerAccount: *maxTickets, TicketTTL: *ticketTTL, Logger: logger, AccessLog: access},
 		license.Deps{Keys: kr, Tokens: verifier, Signer: sk.Signer(), State: state, Catalog: catalog, ManifestKeys: manifestKeys})
 	if err != nil {
 		return err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,16 +31,20 @@ const peerSynopsis = `Usage: sealmesh peer <play|seed> <content> --origin URL --
 
 The entitlement token comes from --token or $SEALMESH_TOKEN (for testing:
 'sealmesh token issue'). Pin the license server's and the packager's public
-keys with --license-key and --manifest-key (see 'sealmesh keys list');
-without them they are fetched from the license server's /v1/keys, trusting
-its TLS certificate.
+keys with --license-key and --manifest-key ('sealmesh keys list --pins'
+prints both flags). Keys that are not pinned are fetched from the license
+server's /v1/keys, trusting its TLS certificate: only from an https://
+--license, since over plain HTTP anyone on the path could substitute keys of
+their own, unless --insecure-http-keys says so (test setups only).
 
 Examples:
   sealmesh peer play film --origin https://cdn.example.com/film/ \
-      --license https://license.example.com --player ffplay
+      --license https://license.example.com --player ffplay \
+      --license-key HEX --manifest-key ID:HEX
   sealmesh peer seed film --origin https://cdn.example.com/film/ \
       --license https://license.example.com --cache /var/cache/sealmesh \
-      --p2p-listen /ip4/0.0.0.0/tcp/4001 --identity /var/lib/sealmesh/peer.key`
+      --p2p-listen /ip4/0.0.0.0/tcp/4001 --identity /var/lib/sealmesh/peer.key \
+      $(sealmesh keys list --keystore keys.db --pins)`
 
 func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
@@ -62,9 +65,10 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	origin := fs.String("origin", "", "`URL` of the packaged folder on the origin or CDN (holds sealmesh.json)")
 	lic := fs.String("license", "", "license server base `URL`")
 	tok := fs.String("token", "", "entitlement `token` (default $SEALMESH_TOKEN)")
-	licKey := fs.String("license-key", "", "the license server's Ed25519 public key, `hex` (pin it; default: fetched from /v1/keys)")
+	licKey := fs.String("license-key", "", "the license server's Ed25519 public key, `hex` (pin it; default: fetched from an https:// --license's /v1/keys)")
 	var manKeys multiFlag
-	fs.Var(&manKeys, "manifest-key", "trusted manifest key as `ID:HEX` (repeatable; default: fetched from /v1/keys)")
+	fs.Var(&manKeys, "manifest-key", "trusted manifest key as `ID:HEX` (repeatable; default: fetched from an https:// --license's /v1/keys)")
+	insecureKeys := fs.Bool("insecure-http-keys", false, "fetch keys that are not pinned from a plain-http --license (test setups only: anyone on the path could replace them)")
 	cacheDir := fs.String("cache", "", "`folder` for the ciphertext cache (default: memory only)")
 	cacheMB := fs.Int64("cache-mb", 0, "cache size cap in `MiB` (default 512 on disk, 64 in memory)")
 	listen := fs.String("listen", "127.0.0.1:0", "loopback `address` of the local HLS gateway (play)")
@@ -131,7 +135,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// rather than let the heap double before it runs.
 		debug.SetMemoryLimit(*memLimit << 20)
 	}
-	licKeys, mkeys, err := peerKeys(ctx, *lic, *licKey, manKeys, stderr)
+	licKeys, mkeys, err := peerKeys(*licKey, manKeys)
 	if err != nil {
 		return err
 	}
@@ -139,7 +143,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cfg := player.Config{
 		Content: content, OriginURL: *origin, LicenseURL: *lic,
 		Token:       func(context.Context) (string, error) { return token, nil },
-		LicenseKeys: licKeys, ManifestKeys: mkeys, Video: *video, Listen: *listen,
+		LicenseKeys: licKeys, ManifestKeys: mkeys, InsecureHTTPTrustAnchors: *insecureKeys, Video: *video, Listen: *listen,
 		CacheDir: *cacheDir, CacheBytes: *cacheMB << 20, SeedOnly: mode == "seed", Logger: logger, Registerer: metrics.Registerer(),
 		P2P: player.P2P{Disable: *noP2P, ListenAddrs: p2pListen, IdentityFile: *identity, MDNS: *mdns, DHT: *dht,
 			Upload: transport.UploadPolicy{MaxRate: *maxUp, MaxConcurrent: *maxUploads, ConsumeOnly: *consumeOnly}},
@@ -149,6 +153,12 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	s, err := player.Open(ctx, cfg)
 	switch {
+	case errors.Is(err, player.ErrInsecureTrustAnchors):
+		return usageErr("peer %s: the license server's and the packager's keys are not pinned, and %s would deliver them over plain HTTP, where anyone on the path could replace them. "+
+			"Pin them with the flags 'sealmesh keys list --pins' prints (--license-key HEX --manifest-key ID:HEX), or use an https:// --license; "+
+			"for a test setup only, --insecure-http-keys fetches them anyway", mode, *lic)
+	case errors.Is(err, segment.ErrRollback), errors.Is(err, player.ErrManifestNotLicensed):
+		return fmt.Errorf("%v (the origin serves a manifest other than the current one: a stale cache or an attack; if the content was just re-packed, retry)", err)
 	case errors.Is(err, player.ErrNoLicense):
 		return fmt.Errorf("the license server refused: %v (check the token's account, content and expiry)", err)
 	case errors.Is(err, player.ErrManifest):
@@ -218,64 +228,27 @@ func status(ctx context.Context, s *player.Session, mode string, done <-chan str
 	}
 }
 
-// peerKeys returns the pinned keys, or fetches them from the license server.
-func peerKeys(ctx context.Context, licURL, licHex string, manifest []string, stderr io.Writer) ([]ed25519.PublicKey, segment.TrustedKeys, error) {
+// peerKeys parses the pinned keys; the player fetches those not given.
+func peerKeys(licHex string, manifest []string) ([]ed25519.PublicKey, segment.TrustedKeys, error) {
 	var lk []ed25519.PublicKey
-	mk := segment.TrustedKeys{}
+	var mk segment.TrustedKeys
 	if licHex != "" {
 		b, err := hex.DecodeString(licHex)
 		if err != nil || len(b) != ed25519.PublicKeySize {
-			return nil, nil, usageErr("--license-key: want %d bytes of hex", ed25519.PublicKeySize)
+			return nil, nil, usageErr("--license-key: want %d bytes of hex, as 'sealmesh keys list --pins' prints", ed25519.PublicKeySize)
 		}
 		lk = append(lk, b)
 	}
 	for _, m := range manifest {
 		id, h, ok := strings.Cut(m, ":")
 		b, err := hex.DecodeString(h)
-		if !ok || err != nil || len(b) != ed25519.PublicKeySize {
-			return nil, nil, usageErr("--manifest-key %q: want ID:HEX as 'sealmesh keys list' prints", m)
+		if !ok || id == "" || err != nil || len(b) != ed25519.PublicKeySize {
+			return nil, nil, usageErr("--manifest-key %q: want ID:HEX as 'sealmesh keys list --pins' prints", m)
+		}
+		if mk == nil {
+			mk = segment.TrustedKeys{}
 		}
 		mk[id] = b
-	}
-	if len(lk) > 0 && len(mk) > 0 {
-		return lk, mk, nil
-	}
-	url := strings.TrimRight(licURL, "/") + "/v1/keys"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, nil, usageErr("--license %q: %v", licURL, err)
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("fetch keys from %s: %w (pass --license-key and --manifest-key to pin them)", url, err)
-	}
-	defer resp.Body.Close()
-	var pk struct {
-		License  map[string]string `json:"license_keys"`
-		Manifest map[string]string `json:"manifest_keys"`
-	}
-	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&pk) != nil {
-		return nil, nil, fmt.Errorf("fetch keys from %s: %s (pass --license-key and --manifest-key to pin them)", url, resp.Status)
-	}
-	if !strings.HasPrefix(url, "https://") {
-		fmt.Fprintf(stderr, "warning: trusting keys fetched from %s over plain HTTP; pin them with --license-key and --manifest-key\n", url)
-	}
-	if len(lk) == 0 {
-		for _, h := range pk.License {
-			if b, err := hex.DecodeString(h); err == nil && len(b) == ed25519.PublicKeySize {
-				lk = append(lk, b)
-			}
-		}
-	}
-	if len(mk) == 0 {
-		for id, h := range pk.Manifest {
-			if b, err := hex.DecodeString(h); err == nil && len(b) == ed25519.PublicKeySize {
-				mk[id] = b
-			}
-		}
-	}
-	if len(lk) == 0 || len(mk) == 0 {
-		return nil, nil, fmt.Errorf("%s published no usable keys: pass --license-key and --manifest-key", url)
 	}
 	return lk, mk, nil
 }

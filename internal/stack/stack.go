@@ -6,6 +6,7 @@ package stack
 
 import (
 	"context"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
@@ -239,4 +240,14 @@ func randomKey() []byte {
 	b := make([]byte, keys.MasterKeySize)
 	rand.Read(b) // never fails (crypto/rand)
 	return b
+}
+
+// ManifestSigner returns the packager's manifest signing key, for tests
+// that re-sign manifests (an older or altered one the packager signed).
+func (st *Stack) ManifestSigner(ctx context.Context) (crypto.Signer, error) {
+	sk, err := st.reader.SigningKey(ctx, keys.SigningKeyManifest)
+	if err != nil {
+		return nil, err
+	}
+	return sk.Signer(), nil
 }

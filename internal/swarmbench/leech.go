@@ -42,8 +42,8 @@ type LeechResult struct {
 // ask everyone, and transport fetches only from peers it has admitted.
 type acceptAll struct{}
 
-func (acceptAll) VerifyTicket([]byte, peer.ID, string) (time.Time, error) {
-	return time.Now().Add(time.Hour), nil
+func (acceptAll) VerifyTicket([]byte, peer.ID, string) (transport.Admission, error) {
+	return transport.Admission{Expiry: time.Now().Add(time.Hour)}, nil
 }
 
 // Leech is a host outside the entitlement that tries to fetch every file

@@ -25,12 +25,12 @@ import (
 
 type ticketVerifier struct{ v *license.TicketVerifier }
 
-func (tv ticketVerifier) VerifyTicket(ticket []byte, remote peer.ID, content string) (time.Time, error) {
+func (tv ticketVerifier) VerifyTicket(ticket []byte, remote peer.ID, content string) (transport.Admission, error) {
 	t, err := tv.v.Verify(ticket, remote.String(), content, time.Now())
 	if err != nil {
-		return time.Time{}, err
+		return transport.Admission{}, err
 	}
-	return t.Expiry, nil
+	return transport.Admission{Expiry: t.Expiry, Budget: t.Budget}, nil
 }
 
 // fixedTicket presents the same bytes whatever happens (the stolen-ticket
@@ -44,11 +44,11 @@ func (f fixedTicket) Ticket(context.Context, string) ([]byte, time.Time, error) 
 	return []byte(f.raw), time.Now().Add(time.Hour), nil
 }
 
-// ticketSource asks the license server for a ticket naming self and
-// reuses it for 80% of its life.
+// ticketSource asks the license server for a ticket naming the peer of
+// key (proving possession with it) and reuses it for 80% of its life.
 type ticketSource struct {
-	c    *license.Client
-	self peer.ID
+	c   *license.Client
+	key license.PeerKey
 
 	mu       sync.Mutex
 	raw      string
@@ -62,7 +62,7 @@ func (ts *ticketSource) Ticket(ctx context.Context, content string) ([]byte, tim
 	if ts.raw != "" && now.Before(ts.got.Add(ts.exp.Sub(ts.got)*8/10)) {
 		return []byte(ts.raw), ts.exp, nil
 	}
-	r, err := ts.c.Ticket(ctx, ts.self.String(), content)
+	r, err := ts.c.Ticket(ctx, ts.key, content)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -70,12 +70,16 @@ func (ts *ticketSource) Ticket(ctx context.Context, content string) ([]byte, tim
 	return []byte(r.Encoded), r.Expiry, nil
 }
 
-func newTicketSource(t Target, account string, self peer.ID) (*ticketSource, error) {
+func newTicketSource(t Target, account string, h *transport.Host) (*ticketSource, error) {
 	lc, err := license.NewClient(license.ClientConfig{BaseURL: t.LicenseURL, ServerKeys: t.LicenseKeys, Token: t.Token(account)})
 	if err != nil {
 		return nil, err
 	}
-	return &ticketSource{c: lc, self: self}, nil
+	key := h.LibP2P().Peerstore().PrivKey(h.ID())
+	if key == nil {
+		return nil, errors.New("host has no private key")
+	}
+	return &ticketSource{c: lc, key: key}, nil
 }
 
 type tracker struct {
@@ -83,21 +87,26 @@ type tracker struct {
 	ts *ticketSource
 }
 
-func (t tracker) Announce(ctx context.Context, content string, addrs []ma.Multiaddr) ([]peer.AddrInfo, error) {
+func (t tracker) Announce(ctx context.Context, content string, addrs []ma.Multiaddr) (transport.TrackerAnswer, error) {
 	raw, _, err := t.ts.Ticket(ctx, content)
 	if err != nil {
-		return nil, err
+		return transport.TrackerAnswer{}, err
 	}
 	strs := make([]string, len(addrs))
 	for i, a := range addrs {
 		strs[i] = a.String()
 	}
-	ps, err := t.c.Announce(ctx, string(raw), strs, 50)
+	ans, err := t.c.Announce(ctx, t.ts.key, string(raw), strs, 50)
 	if err != nil {
-		return nil, err
+		return transport.TrackerAnswer{}, err
 	}
-	var out []peer.AddrInfo
-	for _, p := range ps {
+	var out transport.TrackerAnswer
+	for _, s := range ans.Revoked {
+		if id, err := peer.Decode(s); err == nil {
+			out.Revoked = append(out.Revoked, id)
+		}
+	}
+	for _, p := range ans.Peers {
 		id, err := peer.Decode(p.PeerID)
 		if err != nil {
 			continue
@@ -108,7 +117,7 @@ func (t tracker) Announce(ctx context.Context, content string, addrs []ma.Multia
 				ai.Addrs = append(ai.Addrs, a)
 			}
 		}
-		out = append(out, ai)
+		out.Peers = append(out.Peers, ai)
 	}
 	return out, nil
 }
@@ -165,7 +174,7 @@ func StartPoisoner(ctx context.Context, t Target, m *segment.Manifest, contentDi
 			h.Close()
 		}
 	}()
-	ts, err := newTicketSource(t, "poisoner", h.ID())
+	ts, err := newTicketSource(t, "poisoner", h)
 	if err != nil {
 		return nil, err
 	}

@@ -293,7 +293,7 @@ func stealTicket(ctx context.Context, t Target) (string, error) {
 		return "", err
 	}
 	defer h.Close()
-	ts, err := newTicketSource(t, "victim", h.ID())
+	ts, err := newTicketSource(t, "victim", h)
 	if err != nil {
 		return "", err
 	}
