@@ -268,7 +268,11 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	fmt.Fprintf(stdout, "license server listening on %s://%s (signing key %s)\n", scheme, ln.Addr(), keyID)
 	fmt.Fprintf(stdout, "  API %s://%s: %s\n", scheme, ln.Addr(), strings.Join(srv.Endpoints(), " "))
 	fmt.Fprintf(stdout, "  %s\n", adminLine)
-	if *accessLog != "" {
+	switch *accessLog {
+	case "":
+	case "-", "stderr":
+		fmt.Fprintln(stdout, "  access log: stderr")
+	default:
 		fmt.Fprintf(stdout, "  access log: %s\n", *accessLog)
 	}
 	go func() { errc <- srv.Serve(ctx, ln) }()
