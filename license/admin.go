@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -227,9 +228,15 @@ func callAdmin(ctx context.Context, info AdminInfo, kind RevocationKind, value s
 // readAPIError turns an error response into an *APIError.
 func readAPIError(resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	// Retry-After in seconds (the only form this server sends; an HTTP date
+	// from a proxy is ignored rather than trusted to be sane).
+	var after time.Duration
+	if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+		after = time.Duration(n) * time.Second
+	}
 	var eb ErrorBody
 	if err := json.Unmarshal(b, &eb); err != nil || eb.Error.Code == "" {
-		return &APIError{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: "the server answered without an error body"}
+		return &APIError{Status: resp.StatusCode, Code: "http_" + fmt.Sprint(resp.StatusCode), Message: "the server answered without an error body", RetryAfter: after}
 	}
-	return &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+	return &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, RetryAfter: after}
 }

@@ -24,10 +24,11 @@ func packFilm(t *testing.T, out string, priv ed25519.PrivateKey) *segment.Manife
 		Inputs: []string{filepath.Join(filepath.Dir(file), "..", "testdata", "clip", "180p.mp4")},
 		OutDir: out, ContentID: "film", Scheme: segment.SchemeCBCS, Signer: priv, SigningKeyID: "m", Force: true,
 		Keys: func(int) (segment.Key, error) {
-			k := segment.Key{Key: make([]byte, 16)}
-			rand.Read(k.KID[:])
-			rand.Read(k.Key)
-			return k, nil
+			var kid [16]byte
+			raw := make([]byte, segment.KeySize)
+			rand.Read(kid[:])
+			rand.Read(raw)
+			return segment.NewKey(kid, raw)
 		},
 	})
 	require.NoError(t, err)

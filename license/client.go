@@ -113,6 +113,20 @@ type KeyRequest struct {
 	Position *float64
 }
 
+// ParseKIDs parses KIDs in hex (as manifests list them) for a KeyRequest,
+// so that callers need not import the keys package.
+func ParseKIDs(hexKIDs ...string) ([]keys.KID, error) {
+	out := make([]keys.KID, 0, len(hexKIDs))
+	for _, h := range hexKIDs {
+		k, err := keys.ParseKID(h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
 // License is a verified license with its keys unwrapped. It prints its IDs
 // and KIDs only, never a key.
 type License struct {

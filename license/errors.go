@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // Error codes: the "code" member of every error body,
@@ -101,6 +102,8 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the server's Retry-After (429, 503), zero if it sent none.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {

@@ -93,10 +93,13 @@ func fetchAnchors(ctx context.Context, c *Config) error {
 		if errors.Is(err, ErrInsecureTrustAnchors) {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
-		return fmt.Errorf("player: fetch the trust anchors from %s: %w (or pin them)", keysURL, err)
+		return fmt.Errorf("%w: fetch the trust anchors from %s: %w (or pin them)", ErrLicenseUnavailable, keysURL, err)
 	}
 	defer resp.Body.Close()
 	var pk license.PublicKeys
+	if resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests {
+		return fmt.Errorf("%w: fetch the trust anchors from %s: %s (or pin them)", ErrLicenseUnavailable, keysURL, resp.Status)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("player: fetch the trust anchors from %s: %s (or pin them)", keysURL, resp.Status)
 	}

@@ -100,6 +100,9 @@ type Config struct {
 	StartupBudget time.Duration
 	// Speed is the playback speed the scheduler plans for. Zero: 1.
 	Speed float64
+	// LicenseRetry paces license renewals after a failure (jittered
+	// exponential backoff honouring Retry-After). Zero: 1 s doubling to 30 s.
+	LicenseRetry RetryPolicy
 	// SeedOnly fetches and serves ciphertext without a license and without
 	// a gateway: an edge box that holds no key.
 	SeedOnly bool
@@ -142,8 +145,16 @@ type P2P struct {
 var (
 	// ErrConfig: a required field is missing or a value is out of range.
 	ErrConfig = errors.New("player: bad config")
-	// ErrNoLicense: the license server refused, so nothing will be decrypted.
+	// ErrNoLicense: the license server refused (the token, the account,
+	// the content), or its answer did not verify under the pinned keys, so
+	// nothing will be decrypted. The cause is wrapped (a *license.APIError
+	// with the server's code, or a license.ErrLicense... sentinel).
 	ErrNoLicense = errors.New("player: no license")
+	// ErrLicenseUnavailable: the license server could not be reached, timed
+	// out, failed (5xx) or asked to be retried later (429); keys are only
+	// temporarily unavailable and renewals keep being retried. The cause is
+	// wrapped (a network error or a *license.APIError).
+	ErrLicenseUnavailable = errors.New("player: license server unavailable")
 	// ErrManifest: the segment manifest could not be fetched or verified.
 	// A manifest older than one accepted before also wraps
 	// segment.ErrRollback; one other than the license names also wraps
@@ -209,5 +220,5 @@ func (c *Config) setDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	return nil
+	return c.LicenseRetry.setDefaults()
 }

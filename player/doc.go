@@ -13,16 +13,28 @@
 //		LicenseKeys:  []ed25519.PublicKey{licensePub},           // pinned, shipped with the app
 //		ManifestKeys: segment.TrustedKeys{manifestKeyID: manifestPub},
 //	})
-//	if err != nil { ... }           // errors.Is(err, player.ErrNoLicense): not entitled
+//	if err != nil { ... }           // errors.Is: ErrNoLicense (refused), ErrLicenseUnavailable (server down: retry later)
 //	defer s.Close()
 //	platformPlayer.Open(s.URL())   // http://127.0.0.1:PORT/<128-bit secret>/master.m3u8
 //	st := s.Stats()                 // start-up time, stalls, bytes per source, peers
 //
 // Open fails unless the license server grants a license: without one no
-// byte is ever decrypted. The session renews the license at the license's
-// renew-after time and asks for the keys of the next crypto periods as
-// playback moves on; if a license lapses without renewal, the gateway
-// refuses (HTTP 403, JSON body) every segment it has not already served.
+// byte is ever decrypted. Its error wraps ErrNoLicense when the server
+// refused (or its answer did not verify) and ErrLicenseUnavailable when it
+// could not be reached or failed, with the cause kept for errors.Is/As.
+//
+// The session renews the license at the license's renew-after time and asks
+// for the keys of the next crypto periods as playback moves on (by playback
+// position, or by KIDs from the manifest when the server has no catalog of
+// period start times). A failed renewal is retried with jittered exponential
+// backoff, never sooner than the server's Retry-After (Config.LicenseRetry),
+// logged, and shown in Stats (LicenseErr, NextRenewal, RenewFailures); a
+// session that lapsed meanwhile is replaced by a new license. While a
+// license lacks a segment's key the gateway answers with a JSON body: 503
+// with Retry-After while the server is only unavailable (the platform
+// player should retry; playback resumes once a renewal succeeds), 403 when
+// the server refused. Either way nothing is decrypted without a valid
+// license.
 //
 // # What is protected how
 //
@@ -58,7 +70,9 @@
 // The gateway cannot see the platform player's clock, so it models it:
 // playback starts when the first media segment is served, content time then
 // advances at Speed, and it cannot pass the end of what has been served.
-// Reaching that end is a stall, ended by the next segment. The scheduler
+// Reaching that end is a stall, ended by the next segment; Stats counts a
+// stall while it lasts (Stalled), whatever held the segment back (peers,
+// the origin, or keys the license server could not renew). The scheduler
 // fetches ahead of this playhead (BufferTarget) and hands segments due within
 // UrgentWindow to the origin unless a peer is expected to deliver in time;
 // before playback starts, the first segment's deadline is StartupBudget. A

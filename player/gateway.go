@@ -47,9 +47,10 @@ func (s *Session) startGateway() error {
 }
 
 type gatewayError struct {
-	status int
-	code   string
-	msg    string
+	status     int
+	code       string
+	msg        string
+	retryAfter int // seconds; 0: no Retry-After
 }
 
 func (e *gatewayError) Error() string { return e.msg }
@@ -60,6 +61,10 @@ func writeError(w http.ResponseWriter, err error) {
 		ge = &gatewayError{status: http.StatusBadGateway, code: "unavailable", msg: err.Error()}
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if ge.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(ge.retryAfter))
+	}
 	w.WriteHeader(ge.status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": ge.code, "message": ge.msg}})
 }
@@ -234,16 +239,14 @@ func (s *Session) clearSegment(ctx context.Context, r *segment.Rendition, i int)
 	if err != nil {
 		return nil, "", err
 	}
-	// A segment of a period the license does not cover yet (a seek, or a
-	// renewal that is late): ask now rather than fail.
-	if !s.keys.has(kid) {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = s.keys.renew(rctx, f.Start)
-		cancel()
-	}
-	if _, err := s.keys.key(kid); err != nil {
-		s.refused.Add(1)
-		return nil, "", &gatewayError{status: http.StatusForbidden, code: "no_license", msg: err.Error()}
+	// A segment of a period the license does not cover yet (a seek, a
+	// renewal that is late, a license server that was down): ask now rather
+	// than fail.
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	_, retryIn, err := s.keys.ensure(rctx, kid, f.Start)
+	cancel()
+	if err != nil {
+		return nil, "", s.keyError(err, retryIn)
 	}
 	d, err := s.decryptor(ctx, r, f.Period)
 	if err != nil {
@@ -260,8 +263,7 @@ func (s *Session) clearSegment(ctx context.Context, r *segment.Rendition, i int)
 	// Check the license again after the wait: it may have lapsed meanwhile.
 	key, err := s.keys.key(kid)
 	if err != nil {
-		s.refused.Add(1)
-		return nil, "", &gatewayError{status: http.StatusForbidden, code: "no_license", msg: err.Error()}
+		return nil, "", s.keyError(err, 0)
 	}
 	clear, err := d.Decrypt(enc, map[[16]byte][]byte{kid: key})
 	if err != nil {
@@ -273,6 +275,23 @@ func (s *Session) clearSegment(ctx context.Context, r *segment.Rendition, i int)
 	s.served.Add(1)
 	s.servedBytes.Add(int64(len(clear)))
 	return clear, "video/mp4", nil
+}
+
+// keyError answers a segment whose key is missing: 503 with Retry-After
+// while the license server is only unavailable (the player should retry,
+// and will get the segment once renewal succeeds), 403 when it refused (a
+// retry will not help). Neither says anything about the keys themselves.
+func (s *Session) keyError(err error, retryIn time.Duration) error {
+	if errors.Is(err, ErrLicenseUnavailable) {
+		s.unavailable.Add(1)
+		secs := max(int((retryIn+time.Second-1)/time.Second), 1)
+		return &gatewayError{status: http.StatusServiceUnavailable, code: "license_unavailable", msg: err.Error(), retryAfter: secs}
+	}
+	if errors.Is(err, context.Canceled) {
+		return &gatewayError{status: http.StatusServiceUnavailable, code: "canceled", msg: err.Error(), retryAfter: 1}
+	}
+	s.refused.Add(1)
+	return &gatewayError{status: http.StatusForbidden, code: "no_license", msg: err.Error()}
 }
 
 func periodKID(m *segment.Manifest, p int) ([16]byte, error) {

@@ -4,20 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/sealmesh/sealmesh/license"
+	"github.com/sealmesh/sealmesh/segment"
 )
 
 // keyring holds the current license's content keys, in memory only, and
 // renews the license before it lapses. A key is handed out only while the
 // license that carried it is valid: once it expires without renewal, no
 // newly requested segment is decrypted.
+//
+// Renewal failures are retried with jittered exponential backoff (never
+// sooner than the server's Retry-After) by the renewal loop; the gateway
+// asks too when a segment needs a key the license lacks, but not while a
+// backoff runs, so a player hammering the gateway during an outage does not
+// hammer the license server. The last failure is kept: it says whether keys
+// are only temporarily unavailable (ErrLicenseUnavailable: the gateway
+// answers 503) or were refused (ErrNoLicense: 403).
 type keyring struct {
 	client  *license.Client
 	content string
 	now     func() time.Time
+	retry   RetryPolicy
+	log     *slog.Logger
+	periods []segment.Period // the manifest's crypto periods, by start
+
+	// sem admits one renewal at a time (the loop's or the gateway's); a
+	// channel so that a waiting gateway request can give up with its ctx.
+	sem chan struct{}
 
 	mu      sync.Mutex
 	lic     *license.License
@@ -25,15 +42,20 @@ type keyring struct {
 	expiry  time.Time
 	renewed int
 	fails   int
-	lastErr error
+	attempt int       // consecutive failures
+	lastErr error     // the last failure while it lasts; nil after a success
+	next    time.Time // after a failure: no attempt before this
+	since   time.Time // when the current run of failures began
+	byKIDs  bool      // the server renews by KIDs only (no period catalog)
 }
 
-func newKeyring(ctx context.Context, c *license.Client, content string, now func() time.Time) (*keyring, error) {
-	k := &keyring{client: c, content: content, now: now}
+func newKeyring(ctx context.Context, c *license.Client, m *segment.Manifest, now func() time.Time, retry RetryPolicy, log *slog.Logger) (*keyring, error) {
+	k := &keyring{client: c, content: m.ContentID, now: now, retry: retry, log: log, periods: m.Periods, sem: make(chan struct{}, 1)}
+	content := m.ContentID
 	zero := 0.0
 	lic, err := c.License(ctx, license.KeyRequest{Content: content, Position: &zero})
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoLicense, err)
+		return nil, licenseError("license", err)
 	}
 	k.install(lic)
 	return k, nil
@@ -54,62 +76,164 @@ func (k *keyring) install(lic *license.License) {
 	k.mu.Unlock()
 }
 
-// key returns the key for kid if a valid license carries it.
+// key returns the key for kid if a valid license carries it. Its error
+// wraps the last renewal failure if there is one (ErrLicenseUnavailable or
+// ErrNoLicense), else ErrNoLicense.
 func (k *keyring) key(kid [16]byte) ([]byte, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	cause := k.lastErr
+	if cause == nil {
+		cause = ErrNoLicense
+	}
 	if !k.now().Before(k.expiry) {
-		return nil, fmt.Errorf("%w: the license expired at %s and was not renewed", ErrNoLicense, k.expiry.Format(time.RFC3339))
+		return nil, fmt.Errorf("the license expired at %s and was not renewed: %w", k.expiry.Format(time.RFC3339), cause)
 	}
 	b, ok := k.keys[kid]
 	if !ok {
-		return nil, fmt.Errorf("%w: the license carries no key for KID %x", ErrNoLicense, kid)
+		return nil, fmt.Errorf("the license carries no key for KID %x: %w", kid, cause)
 	}
 	return b, nil
 }
 
-func (k *keyring) has(kid [16]byte) bool {
-	_, err := k.key(kid)
-	return err == nil
+// ensure returns kid's key, renewing the license for position first if it
+// lacks it, unless a backoff after a failure is running: then the error
+// wraps that failure, and retryIn says when the next attempt is due.
+func (k *keyring) ensure(ctx context.Context, kid [16]byte, position float64) (key []byte, retryIn time.Duration, err error) {
+	if b, err := k.key(kid); err == nil {
+		return b, 0, nil
+	}
+	select {
+	case k.sem <- struct{}{}:
+	case <-ctx.Done():
+		// A renewal in progress took longer than this request may wait:
+		// the server is slow, not refusing.
+		return nil, time.Second, fmt.Errorf("%w: waiting for a license renewal in progress: %w", ErrLicenseUnavailable, ctx.Err())
+	}
+	defer func() { <-k.sem }()
+	if b, err := k.key(kid); err == nil { // renewed while we waited
+		return b, 0, nil
+	}
+	k.mu.Lock()
+	wait := k.next.Sub(k.now())
+	backoff := k.lastErr != nil && wait > 0
+	k.mu.Unlock()
+	if !backoff {
+		_ = k.renewLocked(ctx, position)
+	}
+	if b, err := k.key(kid); err == nil {
+		return b, 0, nil
+	}
+	k.mu.Lock()
+	wait = max(k.next.Sub(k.now()), 0)
+	k.mu.Unlock()
+	_, err = k.key(kid)
+	return nil, wait, err
 }
 
-// renew asks for a license covering position (content seconds).
-func (k *keyring) renew(ctx context.Context, position float64) error {
-	k.mu.Lock()
-	prev := k.lic
-	k.mu.Unlock()
-	lic, err := k.client.Renew(ctx, prev, license.KeyRequest{Content: k.content, Position: &position})
+func (k *keyring) renewByKIDs(ctx context.Context, prev *license.License, position float64) (*license.License, error) {
+	if len(k.periods) == 0 {
+		return nil, fmt.Errorf("%w: no crypto periods", ErrManifest)
+	}
+	p := 0
+	for i, per := range k.periods {
+		if per.Start <= position {
+			p = i
+		}
+	}
+	hex := []string{k.periods[p].KID}
+	if p+1 < len(k.periods) {
+		hex = append(hex, k.periods[p+1].KID)
+	}
+	kids, err := license.ParseKIDs(hex...)
 	if err != nil {
+		return nil, fmt.Errorf("%w: manifest KIDs: %w", ErrManifest, err)
+	}
+	q := license.KeyRequest{Content: k.content, KIDs: kids}
+	lic, err := k.client.Renew(ctx, prev, q)
+	if err != nil && sessionLapsed(err) {
+		lic, err = k.client.License(ctx, q)
+	}
+	return lic, err
+}
+
+// renewLocked renews (the caller holds sem) and records the outcome.
+func (k *keyring) renewLocked(ctx context.Context, position float64) error {
+	k.mu.Lock()
+	prev, byKIDs := k.lic, k.byKIDs
+	k.mu.Unlock()
+	if byKIDs {
+		lic, err := k.renewByKIDs(ctx, prev, position)
+		return k.record(ctx, lic, err)
+	}
+	q := license.KeyRequest{Content: k.content, Position: &position}
+	lic, err := k.client.Renew(ctx, prev, q)
+	if err != nil && sessionLapsed(err) {
+		// The session lapsed (typically: the server was unreachable past
+		// the license's expiry). A new session is what Open would get; the
+		// server decides again whether this viewer is entitled.
+		k.log.Info("license session lapsed; starting a new one", "content", k.content)
+		lic, err = k.client.License(ctx, q)
+	}
+	if err != nil && positionUnsupported(err) {
+		// A server without the content's period start times renews by
+		// KIDs only: name the period at position and the next, from the
+		// verified manifest. The server still decides whether to grant them.
 		k.mu.Lock()
-		k.fails++
-		k.lastErr = err
+		k.byKIDs = true // it will not grow a catalog while we play
 		k.mu.Unlock()
+		lic, err = k.renewByKIDs(ctx, prev, position)
+	}
+	return k.record(ctx, lic, err)
+}
+
+// record installs a renewed license, or counts the failure and plans the
+// next attempt.
+func (k *keyring) record(ctx context.Context, lic *license.License, err error) error {
+	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			// The session or the request went away: no verdict on the
+			// server. (A per-attempt timeout is one: the server hung.)
+			return ctx.Err()
+		}
+		err = licenseError("renew license", err)
+		k.mu.Lock()
+		now := k.now()
+		k.fails++
+		k.attempt++
+		if k.since.IsZero() {
+			k.since = now
+		}
+		wait := k.retry.wait(k.attempt, retryAfter(err))
+		k.lastErr, k.next = err, now.Add(wait)
+		attempt, expiresIn := k.attempt, k.expiry.Sub(now)
+		k.mu.Unlock()
+		k.log.Warn("license renewal failed; retrying", "content", k.content, "err", err,
+			"attempt", attempt, "retry_in", wait.Round(time.Millisecond), "license_expires_in", expiresIn.Round(time.Second))
 		return err
 	}
 	k.install(lic)
 	k.mu.Lock()
 	k.renewed++
-	k.lastErr = nil
+	failed, outage := k.attempt, k.now().Sub(k.since)
+	k.attempt, k.lastErr, k.next, k.since = 0, nil, time.Time{}, time.Time{}
 	k.mu.Unlock()
+	if failed > 0 {
+		k.log.Info("license renewed again", "content", k.content, "failed_attempts", failed, "outage", outage.Round(time.Millisecond))
+	}
 	return nil
 }
 
-// loop renews at each license's renew-after time, retrying with backoff
-// until it succeeds or the license lapses (it keeps trying after that, so a
-// revoked account that is reinstated resumes).
+// loop renews at each license's renew-after time and, after a failure, at
+// the backoff's time, until ctx ends. It keeps trying after the license
+// lapses (so a reinstated account, or a license server back from an outage,
+// resumes playback), at the backoff's slowest pace.
 func (k *keyring) loop(ctx context.Context, position func() float64, wake <-chan struct{}) {
-	backoff := time.Second
+	var last time.Time // the loop's last attempt
 	for {
-		k.mu.Lock()
-		at := k.lic.RenewAfter
-		failing := k.lastErr != nil
-		k.mu.Unlock()
-		wait := at.Sub(k.now())
-		if failing {
-			wait = backoff
-			backoff = min(backoff*2, 30*time.Second)
-		}
-		t := time.NewTimer(max(wait, 0))
+		// Never twice within RetryPolicy.Min, whatever the license's
+		// renew-after time says (a server with a skewed clock).
+		t := time.NewTimer(max(k.due(), time.Until(last.Add(k.retry.Min)), 0))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -118,21 +242,50 @@ func (k *keyring) loop(ctx context.Context, position func() float64, wake <-chan
 			t.Stop()
 		case <-t.C:
 		}
-		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		if err := k.renew(rctx, position()); err == nil {
-			backoff = time.Second
-		} else if errors.Is(err, context.Canceled) && ctx.Err() != nil {
-			cancel()
+		select {
+		case k.sem <- struct{}{}:
+		case <-ctx.Done():
 			return
 		}
-		cancel()
+		// The gateway may have renewed (or failed) meanwhile: only try if
+		// an attempt is still due.
+		if k.due() <= 0 {
+			rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			// Before playback starts the modelled playhead sits before 0;
+			// the server takes positions from 0.
+			_ = k.renewLocked(rctx, max(position(), 0))
+			cancel()
+			last = time.Now()
+		}
+		<-k.sem
 	}
 }
 
-func (k *keyring) status() (expiry time.Time, renewed, fails int, lastErr error) {
+// due is how long until the next renewal attempt.
+func (k *keyring) due() time.Duration {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.expiry, k.renewed, k.fails, k.lastErr
+	if k.lastErr != nil {
+		return k.next.Sub(k.now())
+	}
+	return k.lic.RenewAfter.Sub(k.now())
+}
+
+// renewalStatus is the keyring's part of Stats.
+type renewalStatus struct {
+	expiry, next   time.Time
+	renewed, fails int
+	lastErr        error
+}
+
+func (k *keyring) status() renewalStatus {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	next := k.next
+	if k.lastErr == nil && k.lic != nil {
+		next = k.lic.RenewAfter
+	}
+	return renewalStatus{expiry: k.expiry, next: next, renewed: k.renewed, fails: k.fails, lastErr: k.lastErr}
 }
 
 // wipe clears every key; the session is closing.

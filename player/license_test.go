@@ -72,10 +72,18 @@ func TestRenewalKeepsPlaying(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	base := strings.TrimSuffix(s.URL(), "master.m3u8")
+	first := s.Stats().LicenseExpiry
 	for i := 1; i <= 6; i++ {
 		code, body := get(t, base+"video/"+itoa(i)+".m4s")
 		require.Equal(t, http.StatusOK, code, "segment %d: %s", i, body)
-		time.Sleep(700 * time.Millisecond)
+		if i == 3 {
+			// Cross a license lifetime: the license Open got lapses, and
+			// only renewals can carry playback past it. (A condition on
+			// the clock, not a pace: it waits for at most LicenseTTL.)
+			require.Eventually(t, func() bool {
+				return time.Now().After(first) && s.Stats().LicenseExpiry.After(time.Now())
+			}, 20*time.Second, 20*time.Millisecond, "the license was not renewed past its first expiry")
+		}
 	}
 	require.Greater(t, s.Stats().Renewals, 0)
 }

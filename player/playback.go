@@ -89,12 +89,22 @@ func (p *playback) position() float64 {
 	return min(p.basePos+p.now().Sub(p.base).Seconds()*p.speed, p.served)
 }
 
-func (p *playback) stats() (startup time.Duration, started bool, stalls int, stalled time.Duration, buffered time.Duration) {
+// stats counts a stall going on now (the playhead waits at the end of what
+// was served, and the content has more) as well as those that ended, so a
+// status line says "stalled" during an outage, not only after it.
+func (p *playback) stats() (startup time.Duration, started bool, stalls int, stalled, buffered time.Duration, now bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	stalls, stalled = p.stalls, p.stalled
 	if p.started {
-		pos := min(p.basePos+p.now().Sub(p.base).Seconds()*p.speed, p.served)
+		would := p.basePos + p.now().Sub(p.base).Seconds()*p.speed
+		pos := min(would, p.served)
 		buffered = time.Duration((p.served - pos) * float64(time.Second))
+		if would > p.served && p.next <= len(p.ends) {
+			now = true
+			stalls++
+			stalled += time.Duration((would - p.served) / p.speed * float64(time.Second))
+		}
 	}
-	return p.startup, p.started, p.stalls, p.stalled, buffered
+	return p.startup, p.started, stalls, stalled, buffered, now
 }

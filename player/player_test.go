@@ -17,6 +17,7 @@ import (
 	"github.com/sealmesh/sealmesh/internal/interop"
 	"github.com/sealmesh/sealmesh/internal/stack"
 	"github.com/sealmesh/sealmesh/player"
+	"github.com/sealmesh/sealmesh/segment"
 	"github.com/sealmesh/sealmesh/transport"
 )
 
@@ -102,12 +103,37 @@ func TestSecondViewerFetchesFromTheFirst(t *testing.T) {
 	second, err := player.Open(context.Background(), withTracker(config(st, "b")))
 	require.NoError(t, err)
 	defer second.Close()
-	time.Sleep(time.Second) // let the second viewer's scheduler fetch ahead, as playback would
+	// Let the second viewer's scheduler fetch ahead, as it would while a
+	// player plays: the buffer target (30 s) covers the whole clip.
+	want := playedFiles(second.Manifest())
+	require.Eventually(t, func() bool { return second.Stats().Held >= want }, 30*time.Second, 10*time.Millisecond,
+		"the second viewer did not fetch ahead")
 	playAll(t, second)
 	s1, s2 := first.Stats(), second.Stats()
 	t.Logf("first: peers %d origin %d; second: peers %d origin %d (share %.2f)", s1.BytesFromPeers, s1.BytesFromOrigin, s2.BytesFromPeers, s2.BytesFromOrigin, s2.PeerShare())
 	require.Greater(t, s2.PeerShare(), 0.5)
 	require.Greater(t, first.Stats().BytesUploaded, int64(0))
+}
+
+// playedFiles is how many files a viewer fetches: those of the best video
+// rendition and the first audio one (the session's default choice).
+func playedFiles(m *segment.Manifest) int {
+	video, audio := -1, -1
+	for i, r := range m.Renditions {
+		switch {
+		case r.Type == "video" && (video < 0 || r.Bandwidth > m.Renditions[video].Bandwidth):
+			video = i
+		case r.Type == "audio" && audio < 0:
+			audio = i
+		}
+	}
+	n := 0
+	for _, i := range []int{video, audio} {
+		if i >= 0 {
+			n += len(m.Renditions[i].Files)
+		}
+	}
+	return n
 }
 
 func withTracker(c player.Config) player.Config {

@@ -55,7 +55,7 @@ type Session struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	served, refused, servedBytes atomic.Int64
+	served, refused, unavailable, servedBytes atomic.Int64
 }
 
 // store is what the session keeps ciphertext in (transport/cache).
@@ -91,8 +91,9 @@ func (a announcing) Put(path string, data []byte) error {
 // loopback gateway. ctx bounds Open only; the session runs until Close.
 //
 // Errors wrap ErrConfig, ErrManifest or ErrNoLicense for the caller's
-// mistakes and refusals; without a license Open fails and nothing is
-// decrypted.
+// mistakes and refusals, and ErrLicenseUnavailable when the license server
+// could not be reached or failed (worth retrying later); the cause stays in
+// the chain. Without a license Open fails and nothing is decrypted.
 func Open(ctx context.Context, cfg Config) (*Session, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -126,7 +127,7 @@ func Open(ctx context.Context, cfg Config) (*Session, error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	if !cfg.SeedOnly {
-		if s.keys, err = newKeyring(ctx, s.lc, cfg.Content, cfg.Now); err != nil {
+		if s.keys, err = newKeyring(ctx, s.lc, s.m, cfg.Now, cfg.LicenseRetry, cfg.Logger); err != nil {
 			return nil, err
 		}
 		if err := s.checkLicensedManifest(ctx, history); err != nil {
@@ -235,7 +236,7 @@ func (s *Session) joinSwarm(ctx context.Context) error {
 	// A ticket up front: a viewer the license server will not admit to the
 	// swarm learns it now, not from silent peers.
 	if _, _, err := tickets.Ticket(ctx, cfg.Content); err != nil {
-		return fmt.Errorf("%w: swarm ticket: %v", ErrNoLicense, err)
+		return licenseError("swarm ticket", err)
 	}
 	upload := cfg.P2P.Upload
 	tr := newTracker(s.lc, tickets)

@@ -13,9 +13,12 @@ type Stats struct {
 	Started     bool
 	StartupTime time.Duration
 	// Stalls and StallTime count the times the modelled playhead reached the
-	// end of what had been served (see the package doc for the model).
+	// end of what had been served (see the package doc for the model),
+	// including a stall going on now (Stalled), whatever its cause: slow
+	// peers, a slow origin, or keys the license server could not renew.
 	Stalls    int
 	StallTime time.Duration
+	Stalled   bool
 	// Buffered is content served ahead of the modelled playhead.
 	Buffered time.Duration
 	// Playhead is the modelled position in content seconds.
@@ -26,13 +29,23 @@ type Stats struct {
 	BytesUploaded int64
 	// Peers admitted to this content's swarm now.
 	Peers int
+	// Held is how many of the renditions' Files (init and media segments:
+	// what peers exchange) the cache holds.
+	Held, Files int
 	// Segments served to the platform player; Refused is how many it asked
-	// for while no valid license covered them.
-	Segments, Refused int64
+	// for while the license server refused keys (403), Unavailable how many
+	// while it could not be reached (503, retryable).
+	Segments, Refused, Unavailable int64
 	// LicenseExpiry is when the current license lapses unless renewed;
 	// Renewals and RenewFailures count since Open.
 	LicenseExpiry           time.Time
 	Renewals, RenewFailures int
+	// LicenseErr is the last renewal failure while it lasts (nil once a
+	// renewal succeeds): it wraps ErrLicenseUnavailable (retrying) or
+	// ErrNoLicense (refused; retried too, more slowly, in case the account
+	// is reinstated). NextRenewal is when the next attempt is due.
+	LicenseErr  error
+	NextRenewal time.Time
 }
 
 // PeerShare is the fraction of fetched bytes that came from peers.
@@ -47,7 +60,7 @@ func (st Stats) PeerShare() float64 {
 // Stats returns the session's counters.
 func (s *Session) Stats() Stats {
 	var st Stats
-	st.StartupTime, st.Started, st.Stalls, st.StallTime, st.Buffered = s.play.stats()
+	st.StartupTime, st.Started, st.Stalls, st.StallTime, st.Buffered, st.Stalled = s.play.stats()
 	st.Playhead = s.play.position()
 	s.schedMu.Lock()
 	for _, sc := range s.scheds {
@@ -59,9 +72,15 @@ func (s *Session) Stats() Stats {
 		st.BytesUploaded = cs.BytesUp
 		st.Peers = cs.AdmittedPeers
 	}
-	st.Segments, st.Refused = s.served.Load(), s.refused.Load()
+	st.Segments, st.Refused, st.Unavailable = s.served.Load(), s.refused.Load(), s.unavailable.Load()
+	st.Held = len(s.store.Paths())
+	for _, r := range s.m.Renditions {
+		st.Files += len(r.Files)
+	}
 	if s.keys != nil {
-		st.LicenseExpiry, st.Renewals, st.RenewFailures, _ = s.keys.status()
+		ks := s.keys.status()
+		st.LicenseExpiry, st.Renewals, st.RenewFailures = ks.expiry, ks.renewed, ks.fails
+		st.LicenseErr, st.NextRenewal = ks.lastErr, ks.next
 	}
 	return st
 }

@@ -80,9 +80,7 @@ func benchPackSchemes(b *testing.B, inputs []string) {
 		b.Run(string(scheme), func(b *testing.B) {
 			_, priv, err := ed25519.GenerateKey(rand.Reader)
 			require.NoError(b, err)
-			key := segment.Key{Key: make([]byte, 16)}
-			rand.Read(key.KID[:])
-			rand.Read(key.Key)
+			key := randomKey(b)
 			cfg := segment.Config{
 				Inputs: inputs, ContentID: "bench", Scheme: scheme,
 				Signer: priv, SigningKeyID: "bench-key",

@@ -33,9 +33,13 @@ func BenchmarkSampleEncryption(b *testing.B) {
 		b.Fatal(err)
 	}
 	key := make([]byte, 16)
+	k, err := NewKey([16]byte{1}, key)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for _, scheme := range []Scheme{SchemeCBCS, SchemeCENC} {
 		iv := make([]byte, 16)
-		_, ipd, err := protectInit(video, scheme, Key{Key: key}, iv)
+		_, ipd, err := protectInit(video, scheme, k, iv)
 		if err != nil {
 			b.Fatal(err)
 		}

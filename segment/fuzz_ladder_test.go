@@ -84,8 +84,10 @@ func buildLadderFixture(tb testing.TB, in string) [][]byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	key := Key{Key: bytes.Repeat([]byte{7}, 16)}
-	key.KID[0] = 1
+	key, err := NewKey([16]byte{1}, bytes.Repeat([]byte{7}, 16))
+	if err != nil {
+		tb.Fatal(err)
+	}
 	out := filepath.Join(in, "packaged")
 	res, err := Pack(context.Background(), Config{
 		Inputs: []string{clip}, OutDir: out, ContentID: "fuzz", Signer: priv, SigningKeyID: "k",
@@ -94,7 +96,7 @@ func buildLadderFixture(tb testing.TB, in string) [][]byte {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	keys := map[[16]byte][]byte{key.KID: key.Key}
+	keys := map[[16]byte][]byte{key.KID(): key.InsecureRawKey()}
 	read := func(rel string) []byte {
 		b, err := os.ReadFile(filepath.Join(out, filepath.FromSlash(rel)))
 		if err != nil {

@@ -50,11 +50,9 @@ func packClip(t testing.TB, scheme segment.Scheme, period time.Duration, opts ..
 		Inputs: clipPaths(t), OutDir: p.dir, ContentID: "clip", Scheme: scheme, CryptoPeriod: period,
 		Signer: priv, SigningKeyID: p.keyID,
 		Keys: func(n int) (segment.Key, error) {
-			k := segment.Key{Key: make([]byte, 16)}
-			rand.Read(k.KID[:])
-			rand.Read(k.Key)
-			p.keys[k.KID] = k.Key
-			p.periods = append(p.periods, k.Key)
+			k := randomKey(t)
+			p.keys[k.KID()] = k.InsecureRawKey()
+			p.periods = append(p.periods, k.InsecureRawKey())
 			return k, nil
 		},
 	}
@@ -65,6 +63,18 @@ func packClip(t testing.TB, scheme segment.Scheme, period time.Duration, opts ..
 	require.NoError(t, err)
 	p.m = res.Manifest
 	return p
+}
+
+// randomKey returns a fresh random content key with a random KID.
+func randomKey(t testing.TB) segment.Key {
+	t.Helper()
+	var kid [16]byte
+	raw := make([]byte, segment.KeySize)
+	rand.Read(kid[:])
+	rand.Read(raw)
+	k, err := segment.NewKey(kid, raw)
+	require.NoError(t, err)
+	return k
 }
 
 func (p *packed) read(t testing.TB, rel string) []byte {

@@ -83,7 +83,7 @@ func TestPackHLSLadderInput(t *testing.T) {
 	encrypted := filepath.Join(src.dir, segment.HLSMaster)
 	_, err := segment.Pack(context.Background(), segment.Config{
 		Inputs: []string{encrypted}, OutDir: filepath.Join(t.TempDir(), "x"), ContentID: "x", Signer: priv, SigningKeyID: "k",
-		Keys: func(int) (segment.Key, error) { return segment.Key{Key: make([]byte, 16)}, nil },
+		Keys: func(int) (segment.Key, error) { return randomKey(t), nil },
 	})
 	require.ErrorIs(t, err, segment.ErrUnsupportedInput)
 	require.Contains(t, err.Error(), "--import")

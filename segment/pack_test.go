@@ -202,7 +202,11 @@ func TestPackBadInput(t *testing.T) {
 		{"bad content id", clip, func(c *segment.Config) { c.ContentID = "../etc" }, nil, "content ID"},
 		{"bad scheme", clip, func(c *segment.Config) { c.Scheme = "aes128" }, nil, "use cbcs or cenc"},
 		{"crypto period too short", clip, func(c *segment.Config) { c.CryptoPeriod = time.Second }, nil, "crypto period"},
-		{"existing output", clip, func(c *segment.Config) { os.MkdirAll(c.OutDir, 0o755) }, segment.ErrOutputExists, "--force"},
+		{"existing foreign output", clip, func(c *segment.Config) {
+			os.MkdirAll(c.OutDir, 0o755)
+			os.WriteFile(filepath.Join(c.OutDir, "index.html"), []byte("origin"), 0o644)
+			c.Force = true
+		}, segment.ErrForeignOutput, "--force replaces only sealmesh output"},
 		{"key source fails", clip, func(c *segment.Config) {
 			c.Keys = func(int) (segment.Key, error) { return segment.Key{}, errors.New("store locked") }
 		}, nil, "store locked"},
@@ -215,7 +219,7 @@ func TestPackBadInput(t *testing.T) {
 			parent := t.TempDir()
 			cfg := segment.Config{
 				Inputs: tc.inputs, OutDir: filepath.Join(parent, "out"), ContentID: "c", Signer: priv, SigningKeyID: "k",
-				Keys: func(int) (segment.Key, error) { return segment.Key{Key: make([]byte, 16)}, nil },
+				Keys: func(int) (segment.Key, error) { return randomKey(t), nil },
 			}
 			if tc.mod != nil {
 				tc.mod(&cfg)
@@ -254,24 +258,6 @@ func rewriteClip(t *testing.T, dir, name string, mod func(*mp4.File), src ...str
 	out := filepath.Join(dir, name)
 	require.NoError(t, mp4.WriteToFile(f, out))
 	return out
-}
-
-func TestPackForceReplaces(t *testing.T) {
-	p := packClip(t, segment.SchemeCBCS, 0)
-	old := p.m.Periods[0].KID
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	res, err := segment.Pack(context.Background(), segment.Config{
-		Inputs: clipPaths(t), OutDir: p.dir, ContentID: "clip", Force: true, Signer: priv, SigningKeyID: "k2",
-		Keys: func(int) (segment.Key, error) {
-			k := segment.Key{Key: make([]byte, 16)}
-			rand.Read(k.KID[:])
-			return k, nil
-		},
-	})
-	require.NoError(t, err)
-	require.NotEqual(t, old, res.Manifest.Periods[0].KID)
-	entries, _ := os.ReadDir(filepath.Dir(p.dir))
-	require.Len(t, entries, 1, "no temporary or old folder left beside the output")
 }
 
 func TestPackPlaylists(t *testing.T) {

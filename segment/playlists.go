@@ -2,6 +2,7 @@ package segment
 
 import (
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"html"
 	"math"
@@ -166,7 +167,11 @@ func dashMPD(cfg *Config, m *Manifest) (string, error) {
 			}
 			b.WriteString(">\n")
 			fmt.Fprintf(&b, "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=%q cenc:default_KID=%q/>\n", string(m.Scheme), kidUUID(per.KID))
-			fmt.Fprintf(&b, "      <ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\">\n        <dashif:Laurl>%s</dashif:Laurl>\n      </ContentProtection>\n", html.EscapeString(cfg.LicenseURL))
+			if cfg.LicenseURL == "" { // no URL given: players bring their own
+				b.WriteString("      <ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\"/>\n")
+			} else {
+				fmt.Fprintf(&b, "      <ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\">\n        <dashif:Laurl>%s</dashif:Laurl>\n      </ContentProtection>\n", html.EscapeString(cfg.LicenseURL))
+			}
 			fmt.Fprintf(&b, "      <ContentProtection schemeIdUri=\"urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b\">\n        <cenc:pssh>%s</cenc:pssh>\n      </ContentProtection>\n", base64.StdEncoding.EncodeToString(psshBytes))
 			for _, r := range reps {
 				writeRepresentation(&b, r, p)
@@ -218,8 +223,15 @@ func writeRepresentation(b *strings.Builder, r Rendition, period int) {
 }
 
 // keyURI is the license URL with the KID as a query parameter, which Clear
-// Key license servers ignore and players use to tell keys apart.
+// Key license servers ignore and players use to tell keys apart. Without a
+// license URL it is a data URI of the KID's bytes (EXT-X-KEY needs a URI;
+// hls.js reads a data URI as the KID and takes the license URL from its own
+// configuration).
 func keyURI(license, kid string) string {
+	if license == "" {
+		raw, _ := hex.DecodeString(kid)
+		return "data:text/plain;base64," + base64.StdEncoding.EncodeToString(raw)
+	}
 	sep := "?"
 	if strings.Contains(license, "?") {
 		sep = "&"

@@ -43,7 +43,7 @@ func openProgressive(path string) (*progressive, []*track, error) {
 func (p *progressive) load() ([]*track, error) {
 	mf, err := mp4.DecodeFile(p.f, mp4.WithDecodeMode(mp4.DecModeLazyMdat))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s is not a readable MP4 file: %v", ErrUnsupportedInput, p.path, err)
+		return nil, fmt.Errorf("%w: %s is not a readable MP4 file: %s", ErrUnsupportedInput, p.path, mp4Problem(err))
 	}
 	if mf.IsFragmented() {
 		return nil, fmt.Errorf("%w: %s is fragmented MP4; give its HLS playlist (.m3u8) instead", ErrUnsupportedInput, p.path)

@@ -51,12 +51,7 @@ func TestRepackRaisesSequence(t *testing.T) {
 		res, err := segment.Pack(context.Background(), segment.Config{
 			Inputs: clipPaths(t)[:1], OutDir: out, ContentID: "clip", Scheme: segment.SchemeCBCS,
 			Signer: priv, SigningKeyID: "k", Force: true,
-			Keys: func(int) (segment.Key, error) {
-				k := segment.Key{Key: make([]byte, 16)}
-				rand.Read(k.KID[:])
-				rand.Read(k.Key)
-				return k, nil
-			},
+			Keys: func(int) (segment.Key, error) { return randomKey(t), nil },
 		})
 		require.NoError(t, err)
 		return res.Manifest

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/Eyevinn/mp4ff/avc"
@@ -204,4 +205,34 @@ func trackID(kind string, w, h int, lang string) string {
 		return "audio"
 	}
 	return "audio-" + strings.ToLower(lang)
+}
+
+var (
+	// mp4ff reports a nested decode failure as a chain such as
+	// `decode box "moov": decode trak pos 148: ... decode box "\f\r\x0e\x0f", size 134810123 too big`.
+	decodePosRe = regexp.MustCompile(`decode ([a-z0-9]{4}) pos (\d+)`)
+	decodeBoxRe = regexp.MustCompile(`decode box "([a-z0-9]{4})"`)
+)
+
+// mp4Problem says in words what is wrong with an MP4 file the parser
+// refused: the innermost box it could name and where, never the parser's
+// chain of offsets or the raw bytes it read as a box name.
+func mp4Problem(err error) string {
+	msg := err.Error()
+	box, pos := "", ""
+	for _, m := range decodePosRe.FindAllStringSubmatch(msg, -1) {
+		box, pos = m[1], m[2]
+	}
+	if box == "" {
+		for _, m := range decodeBoxRe.FindAllStringSubmatch(msg, -1) {
+			box = m[1]
+		}
+	}
+	switch {
+	case box != "" && pos != "":
+		return fmt.Sprintf("its %s box (at byte %s) is damaged or cut short", box, pos)
+	case box != "":
+		return fmt.Sprintf("its %s box is damaged or cut short", box)
+	}
+	return "its boxes cannot be read (a damaged or cut-short file, or not MP4 at all)"
 }

@@ -146,10 +146,12 @@ func TestBanCancelsInflight(t *testing.T) {
 	stall := n.fx.paths[1]
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
+	inflight := make(chan struct{}) // the stalled fetch's request arrived and its first bytes went out
 	rawHandler(bad, func(st network.Stream, p string) {
 		if p == stall {
 			_, _ = st.Write(header(0, int64(len(n.fx.files[p]))))
 			_, _ = st.Write(n.fx.files[p][:10])
+			close(inflight)
 			<-release // stalls; the viewer's stream timeout is 30 s
 			_ = st.Reset()
 			return
@@ -166,7 +168,15 @@ func TestBanCancelsInflight(t *testing.T) {
 		_, err := sViewer.Fetch(context.Background(), bad.ID(), stall)
 		stalled <- err
 	}()
-	time.Sleep(200 * time.Millisecond) // let the stalled fetch get going
+	// Ban only once the stalled fetch is in flight, else this would test
+	// nothing but a fetch refused up front.
+	select {
+	case <-inflight:
+	case err := <-stalled:
+		t.Fatalf("the stalled fetch ended before the ban: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stalled fetch never reached the peer")
+	}
 	_, err := sViewer.Fetch(context.Background(), bad.ID(), n.fx.paths[2])
 	require.ErrorIs(t, err, segment.ErrIntegrity)
 	select {

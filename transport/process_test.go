@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -73,7 +74,7 @@ func peerMain(dir string) error {
 	}
 	defer h.Close()
 	exp := time.Now().Add(10 * time.Minute)
-	_, err = h.Join(ctx, m.ContentID, m, transport.SwarmOptions{
+	sw, err := h.Join(ctx, m.ContentID, m, transport.SwarmOptions{
 		Verifier: verifier{pub: pub, now: time.Now},
 		Tickets:  fixedTicket(read("ticket"), exp),
 		Store:    store,
@@ -86,12 +87,27 @@ func peerMain(dir string) error {
 		fmt.Printf("ADDR %s\n", a)
 	}
 	fmt.Println("READY")
-	<-ctx.Done()
-	return nil
+	// Report what has been uploaded, so that the parent can act mid-transfer
+	// on a signal rather than after a guessed sleep.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var up int64
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+			if n := sw.Stats().BytesUp; n != up {
+				up = n
+				fmt.Printf("UP %d\n", n)
+			}
+		}
+	}
 }
 
-// startPeer runs peerMain in a child process and returns its address.
-func startPeer(t *testing.T, n *testNet, maxRate int64) (peer.AddrInfo, *exec.Cmd) {
+// startPeer runs peerMain in a child process and returns its address and
+// a counter of the bytes it reports having uploaded.
+func startPeer(t *testing.T, n *testNet, maxRate int64) (peer.AddrInfo, *exec.Cmd, *atomic.Int64) {
 	t.Helper()
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "authority.pub"), n.auth.pub, 0o600))
@@ -138,11 +154,17 @@ func startPeer(t *testing.T, n *testNet, maxRate int64) (peer.AddrInfo, *exec.Cm
 				info.Addrs = append(info.Addrs, addr)
 			}
 			if l == "READY" {
+				up := new(atomic.Int64)
 				go func() {
-					for range lines {
+					for l := range lines {
+						if v, ok := strings.CutPrefix(l, "UP "); ok {
+							if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+								up.Store(n)
+							}
+						}
 					}
 				}()
-				return info, cmd
+				return info, cmd, up
 			}
 		case <-deadline:
 			t.Fatal("peer process did not start")
@@ -158,7 +180,7 @@ func TestSeparateProcesses(t *testing.T) {
 		t.Skip("starts processes")
 	}
 	n := newNet(t, 700, 64<<10, 2<<20)
-	child, cmd := startPeer(t, n, 256<<10) // 2 MiB at 256 KiB/s: 8 s
+	child, cmd, uploaded := startPeer(t, n, 256<<10) // 2 MiB at 256 KiB/s: 8 s
 	viewer := n.host(func(c *transport.Config) { c.IdleTimeout = 2 * time.Second })
 	backup := n.host()
 	sViewer := n.join(viewer, nil)
@@ -175,12 +197,16 @@ func TestSeparateProcesses(t *testing.T) {
 	require.Equal(t, n.fx.files[n.fx.paths[1]], got)
 
 	big := n.fx.paths[2]
+	before := uploaded.Load()
 	done := make(chan error, 1)
 	go func() {
 		_, err := sViewer.Fetch(context.Background(), child.ID, big)
 		done <- err
 	}()
-	time.Sleep(time.Second) // about 256 KiB in
+	// Kill once the child has sent part of the big file (at least 64 KiB
+	// of its 2 MiB): mid-transfer, whatever the machine's speed.
+	require.Eventually(t, func() bool { return uploaded.Load()-before >= 64<<10 }, 10*time.Second, 5*time.Millisecond,
+		"the child never started sending the big file")
 	killed := time.Now()
 	require.NoError(t, cmd.Process.Kill())
 	select {

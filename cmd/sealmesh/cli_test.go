@@ -87,7 +87,7 @@ func TestPackAndExport(t *testing.T) {
 	dir := t.TempDir()
 	ks := initStore(t, dir)
 	out := filepath.Join(dir, "out")
-	r := sealmesh(t, dir, nil, "pack", "--keystore", ks, "--in", clip(t, "360p.mp4"), "--in", clip(t, "180p.mp4"),
+	r := sealmesh(t, dir, nil, "pack", "--no-license-url", "--keystore", ks, "--in", clip(t, "360p.mp4"), "--in", clip(t, "180p.mp4"),
 		"--out", out, "--content", "film", "--crypto-period", "8s")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, `packed "film"`)
@@ -166,6 +166,7 @@ func TestPackErrors(t *testing.T) {
 	require.NoError(t, os.WriteFile(garbage, []byte("not a video"), 0o644))
 	existing := filepath.Join(dir, "existing")
 	require.NoError(t, os.Mkdir(existing, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(existing, "index.html"), []byte("an origin's page"), 0o644))
 	good := clip(t, "360p.mp4")
 	cases := []struct {
 		name string
@@ -174,16 +175,19 @@ func TestPackErrors(t *testing.T) {
 		code int
 		msg  string
 	}{
-		{"no input", nil, []string{"pack", "--keystore", ks, "--out", "o", "--content", "c"}, 2, "no input"},
-		{"missing input", nil, []string{"pack", "--keystore", ks, "--in", "nope.mp4", "--out", "o", "--content", "c"}, 2, "nope.mp4"},
-		{"not a video", nil, []string{"pack", "--keystore", ks, "--in", garbage, "--out", "o", "--content", "c"}, 1, "not a readable MP4"},
-		{"bad content id", nil, []string{"pack", "--keystore", ks, "--in", good, "--out", "o", "--content", "a/b"}, 2, "content ID"},
-		{"bad scheme", nil, []string{"pack", "--keystore", ks, "--in", good, "--out", "o", "--content", "c", "--scheme", "aes"}, 1, "use cbcs or cenc"},
-		{"existing output", nil, []string{"pack", "--keystore", ks, "--in", good, "--out", existing, "--content", "c"}, 1, "--force"},
-		{"missing key store", nil, []string{"pack", "--keystore", filepath.Join(dir, "none.db"), "--in", good, "--out", "o", "--content", "c"}, 1, "sealmesh keys init"},
-		{"wrong passphrase", []string{keys.PassphraseEnv + "=wrong passphrase"}, []string{"pack", "--keystore", ks, "--in", good, "--out", "o", "--content", "c"}, 1, "wrong passphrase"},
-		{"no passphrase", []string{keys.PassphraseEnv + "="}, []string{"pack", "--keystore", ks, "--in", good, "--out", "o", "--content", "c"}, 1, keys.PassphraseEnv},
-		{"not a key store", nil, []string{"pack", "--keystore", garbage, "--in", good, "--out", "o", "--content", "c"}, 1, "not a sealmesh key store"},
+		{"no input", nil, []string{"pack", "--no-license-url", "--keystore", ks, "--out", "o", "--content", "c"}, 2, "no input"},
+		{"missing input", nil, []string{"pack", "--no-license-url", "--keystore", ks, "--in", "nope.mp4", "--out", "o", "--content", "c"}, 2, "nope.mp4"},
+		{"not a video", nil, []string{"pack", "--no-license-url", "--keystore", ks, "--in", garbage, "--out", "o", "--content", "c"}, 1, "not a readable MP4"},
+		{"bad content id", nil, []string{"pack", "--no-license-url", "--keystore", ks, "--in", good, "--out", "o", "--content", "a/b"}, 2, "content ID"},
+		{"bad scheme", nil, []string{"pack", "--no-license-url", "--keystore", ks, "--in", good, "--out", "o", "--content", "c", "--scheme", "aes"}, 1, "use cbcs or cenc"},
+		{"existing output", nil, []string{"pack", "--no-license-url", "--keystore", ks, "--in", good, "--out", existing, "--content", "c"}, 1, "--force"},
+		{"no license url", nil, []string{"pack", "--keystore", ks, "--in", good, "--out", "o", "--content", "c"}, 2, "--license-url https://"},
+		{"license url and none", nil, []string{"pack", "--no-license-url", "--license-url", "https://l.example/v1/clearkey", "--keystore", ks, "--in", good, "--out", "o", "--content", "c"}, 2, "exclude each other"},
+		{"bad license url", nil, []string{"pack", "--license-url", "license.example.com", "--keystore", ks, "--in", good, "--out", "o", "--content", "c"}, 2, "want an http(s) URL"},
+		{"missing key store", nil, []string{"pack", "--no-license-url", "--keystore", filepath.Join(dir, "none.db"), "--in", good, "--out", "o", "--content", "c"}, 1, "sealmesh keys init"},
+		{"wrong passphrase", []string{keys.PassphraseEnv + "=wrong passphrase"}, []string{"pack", "--no-license-url", "--keystore", ks, "--in", good, "--out", "o", "--content", "c"}, 1, "wrong passphrase"},
+		{"no passphrase", []string{keys.PassphraseEnv + "="}, []string{"pack", "--no-license-url", "--keystore", ks, "--in", good, "--out", "o", "--content", "c"}, 1, keys.PassphraseEnv},
+		{"not a key store", nil, []string{"pack", "--no-license-url", "--keystore", garbage, "--in", good, "--out", "o", "--content", "c"}, 1, "not a sealmesh key store"},
 		{"unknown flag", nil, []string{"pack", "--bogus"}, 2, "bogus"},
 		{"unknown command", nil, []string{"frobnicate"}, 2, "unknown command"},
 		{"import without keys", nil, []string{"pack", "--import", "--keystore", ks, "--in", good, "--content", "c"}, 2, "--key"},
@@ -208,7 +212,7 @@ func TestLockedKeyStore(t *testing.T) {
 	held, err := keys.Open(ks, []byte(testPass))
 	require.NoError(t, err)
 	defer held.Close()
-	r := sealmesh(t, dir, nil, "pack", "--keystore", ks, "--in", clip(t, "360p.mp4"), "--out", "o", "--content", "c")
+	r := sealmesh(t, dir, nil, "pack", "--no-license-url", "--keystore", ks, "--in", clip(t, "360p.mp4"), "--out", "o", "--content", "c")
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "locked by another sealmesh process")
 }
@@ -264,7 +268,7 @@ func TestMasterKeyStore(t *testing.T) {
 	key := []string{"SEALMESH_KEYSTORE_KEY=" + strings.Repeat("5a", 32), keys.PassphraseEnv + "="}
 	r := sealmesh(t, dir, key, "keys", "init", "--keystore", ks)
 	require.Equal(t, 0, r.code, r.stderr)
-	r = sealmesh(t, dir, key, "pack", "--keystore", ks, "--in", clip(t, "180p.mp4"), "--out", "o", "--content", "c")
+	r = sealmesh(t, dir, key, "pack", "--no-license-url", "--keystore", ks, "--in", clip(t, "180p.mp4"), "--out", "o", "--content", "c")
 	require.Equal(t, 0, r.code, r.stderr)
 	r = sealmesh(t, dir, nil, "keys", "list", "--keystore", ks)
 	require.Equal(t, 1, r.code, "a master-key store must not open with a passphrase")

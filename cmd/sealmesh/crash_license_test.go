@@ -45,7 +45,7 @@ func TestLicenseServerKill9DuringWrites(t *testing.T) {
 	}
 	dir := t.TempDir()
 	ks := initStore(t, dir)
-	r := sealmesh(t, dir, nil, "pack", "--keystore", ks, "--in", clip(t, "360p.mp4"), "--out", filepath.Join(dir, "film"),
+	r := sealmesh(t, dir, nil, "pack", "--no-license-url", "--keystore", ks, "--in", clip(t, "360p.mp4"), "--out", filepath.Join(dir, "film"),
 		"--content", "film", "--crypto-period", "4s", "--quiet")
 	require.Equal(t, 0, r.code, r.stderr)
 	kidsBefore := exportedKIDs(t, dir, ks)

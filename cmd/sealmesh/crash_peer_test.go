@@ -43,7 +43,7 @@ func TestPeerKill9MidDownload(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	ks := initStore(t, dir)
 	originDir := filepath.Join(dir, "origin")
-	r := sealmesh(t, dir, nil, "pack", "--keystore", ks, "--in", long, "--out", filepath.Join(originDir, "film"), "--content", "film", "--quiet")
+	r := sealmesh(t, dir, nil, "pack", "--no-license-url", "--keystore", ks, "--in", long, "--out", filepath.Join(originDir, "film"), "--content", "film", "--quiet")
 	require.Equal(t, 0, r.code, r.stderr)
 	m := manifestOf(t, dir, ks, filepath.Join(originDir, "film"))
 

@@ -33,7 +33,7 @@ func TestPackKill9(t *testing.T) {
 
 	killed := false
 	for attempt := 0; attempt < 5 && !killed; attempt++ {
-		cmd := exec.Command(binary, "pack", "--keystore", ks, "--in", long, "--out", target, "--content", "film", "--quiet")
+		cmd := exec.Command(binary, "pack", "--no-license-url", "--keystore", ks, "--in", long, "--out", target, "--content", "film", "--quiet")
 		cmd.Env = append(os.Environ(), keys.PassphraseEnv+"="+testPass)
 		require.NoError(t, cmd.Start())
 		deadline := time.Now().Add(20 * time.Second)
@@ -63,7 +63,7 @@ func TestPackKill9(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stdout, `"content": null`, "a killed pack left keys registered")
 
-	r = sealmesh(t, dir, nil, "pack", "--keystore", ks, "--in", long, "--out", target, "--content", "film", "--quiet")
+	r = sealmesh(t, dir, nil, "pack", "--no-license-url", "--keystore", ks, "--in", long, "--out", target, "--content", "film", "--quiet")
 	require.Equal(t, 0, r.code, r.stderr)
 	entries, err := os.ReadDir(parent)
 	require.NoError(t, err)

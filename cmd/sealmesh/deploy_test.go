@@ -3,10 +3,8 @@ package main_test
 import (
 	"bufio"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sealmesh/sealmesh/internal/interop"
-	"github.com/sealmesh/sealmesh/keys"
 )
 
 // TestDeploymentWalkthrough runs the README's deployment as separate OS
@@ -56,14 +53,17 @@ func TestDeploymentWalkthrough(t *testing.T) {
 	require.Len(t, pins, 4, "keys list --pins printed %q", r.stdout)
 	require.Equal(t, []string{"--license-key", "--manifest-key"}, []string{pins[0], pins[2]})
 	common := append([]string{"--origin", origin.URL + "/film/", "--license", lic, "--p2p-listen", "/ip4/127.0.0.1/tcp/0"}, pins...)
-	seed, seedOut := startPeer(t, dir, seedToken, append([]string{"peer", "seed", "film"}, common...)...)
+	seed, seedOut, seedErr := startSeed(t, dir, seedToken, append([]string{"peer", "seed", "film", "--status-every", "100ms"}, common...))
 	require.Contains(t, firstLine(t, seedOut), "seeding")
-	// Let the seed fetch the content from the origin.
-	time.Sleep(2 * time.Second)
-	play, playOut := startPeer(t, dir, viewerToken, append([]string{"peer", "play", "film"}, common...)...)
+	// The seed holds the whole content before the viewer starts, so that
+	// the viewer can get it from the seed (asserted below).
+	waitFor(t, 60*time.Second, 20*time.Millisecond, func() bool { return seedHoldsAll(seedErr.String()) },
+		func() string { return "the seed did not fetch the content:\n" + seedErr.String() })
+	play, playOut, playErr := startSeed(t, dir, viewerToken, append([]string{"peer", "play", "film", "--status-every", "100ms"}, common...))
 	url := firstLine(t, playOut)
 	require.True(t, strings.HasPrefix(url, "http://127.0.0.1:"), "peer play printed %q", url)
-	time.Sleep(time.Second) // the player learns of the seed and fetches ahead
+	waitFor(t, 30*time.Second, 20*time.Millisecond, func() bool { return admittedPeers.MatchString(playErr.String()) },
+		func() string { return "the viewer was not admitted to the seed:\n" + playErr.String() })
 
 	want := interop.FrameMD5File(t, ffmpeg, clip(t, "360p.mp4"), "video")
 	got, err := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-i", url, "-map", "0:v:0", "-f", "framemd5", "-").Output()
@@ -71,21 +71,11 @@ func TestDeploymentWalkthrough(t *testing.T) {
 	frames, err := interop.ParseFrameMD5(strings.NewReader(string(got)))
 	require.NoError(t, err)
 	require.Equal(t, want, frames, "frames from the peer's gateway differ from the source")
-	stopPeer(t, play)
+	// The origin serves everything too: only the viewer's own count shows
+	// that the seed, a separate process over libp2p, delivered.
+	sum := stopForSummary(t, play, playOut)
+	require.Positive(t, peerBytes(t, sum), "the viewer got nothing from the seed:\n%s", sum)
 	stopPeer(t, seed)
-}
-
-func startPeer(t *testing.T, dir, token string, args ...string) (*exec.Cmd, *bufio.Reader) {
-	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), keys.PassphraseEnv+"="+testPass, "SEALMESH_TOKEN="+token)
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = io.Discard
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return cmd, bufio.NewReader(out)
 }
 
 func firstLine(t *testing.T, r *bufio.Reader) string {

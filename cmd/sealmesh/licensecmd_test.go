@@ -164,7 +164,7 @@ func TestLicenseContentDirAuditRevocations(t *testing.T) {
 	dir := t.TempDir()
 	ks := initStore(t, dir)
 	media := filepath.Join(dir, "media")
-	r := sealmesh(t, dir, nil, "pack", "--keystore", ks, "--in", clip(t, "180p.mp4"), "--out", filepath.Join(media, "film"),
+	r := sealmesh(t, dir, nil, "pack", "--no-license-url", "--keystore", ks, "--in", clip(t, "180p.mp4"), "--out", filepath.Join(media, "film"),
 		"--content", "film", "--crypto-period", "4s", "--quiet")
 	require.Equal(t, 0, r.code, r.stderr)
 	// A forged manifest (signed by another key) is skipped, not trusted.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -40,22 +41,33 @@ Examples:
   sealmesh keys init --keystore ks.db
   SEALMESH_KEYSTORE_PASSPHRASE=... sealmesh pack --keystore ks.db \
       --in 720p.mp4 --in 360p.mp4 --out out/film --content film \
-      --license-url https://license.example.com/v1/clearkey`
+      --license-url https://license.example.com/v1/clearkey
+
+--license-url (or --no-license-url) is required: the URL is written into
+every HLS and DASH playlist, and players such as Shaka prefer it to their
+own configuration, so no default is guessed.
+
+--out may be missing or an empty folder (a mount point). An existing folder
+is replaced only with --force and only when it holds sealmesh output whose
+sealmesh.json is signed by this key store: a mistyped --out is never deleted.
+Folders are created 0755 and files 0644 (less the umask), so a web server
+running as another user can read them.`
 
 func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("pack", packSynopsis, stderr)
 	var ins, keyArgs multiFlag
 	fs.Var(&ins, "in", "input `file`: progressive MP4 (repeat per rendition), or a clear fMP4 ladder's .m3u8 or .mpd")
-	out := fs.String("out", "", "output `folder` (must not exist unless --force)")
+	out := fs.String("out", "", "output `folder`: missing, empty, or (with --force) earlier sealmesh output of this key store")
 	content := fs.String("content", "", "content `ID`: letters, digits, '.', '_', '-'")
 	scheme := fs.String("scheme", "cbcs", "CENC `scheme`: cbcs (AES-CBC 1:9 pattern) or cenc (AES-CTR)")
 	segDur := fs.Duration("segment-duration", 4*time.Second, "target segment `duration`; cuts land on keyframes")
 	period := fs.Duration("crypto-period", 0, "key rotation `period`: each period gets its own key and KID (0: one key)")
 	ksPath := fs.String("keystore", "", "key store `path` (default $SEALMESH_KEYSTORE or "+DefaultKeystore+")")
 	passFile := fs.String("passphrase-file", "", "read the key store passphrase from `file` instead of $"+keys.PassphraseEnv)
-	licenseURL := fs.String("license-url", segment.DefaultLicenseURL, "Clear Key license `URL` written into the playlists")
+	licenseURL := fs.String("license-url", "", "Clear Key license `URL` written into the playlists (the license server's /v1/clearkey); required unless --no-license-url")
+	noLicenseURL := fs.Bool("no-license-url", false, "write no license URL into the playlists: players are configured with it instead")
 	clearLead := fs.Int("clear-lead", 0, "leave the first `N` segments of each track unencrypted (off by default)")
-	force := fs.Bool("force", false, "replace an existing output folder and the content's registered keys")
+	force := fs.Bool("force", false, "replace an output folder holding sealmesh output signed by this key store, and the content's registered keys")
 	imp := fs.Bool("import", false, "sign and register content already encrypted by another packager (see above)")
 	fs.Var(&keyArgs, "key", "with --import: `KID:KEY` in hex, one per crypto period, in order (repeatable)")
 	keysFile := fs.String("keys-file", "", "with --import: JSON `file` [{\"kid\":..,\"key\":..,\"period\":N}] as 'keys export' prints")
@@ -78,6 +90,9 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := segment.ValidContentID(*content); err != nil {
 		return usageErr("%v", err)
 	}
+	if err := checkLicenseURL(*licenseURL, *noLicenseURL); err != nil {
+		return err
+	}
 	if len(keyArgs) > 0 || *keysFile != "" {
 		return usageErr("--key and --keys-file go with --import; pack generates its own keys")
 	}
@@ -85,9 +100,6 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if _, err := os.Stat(in); err != nil {
 			return usageErr("input %s: %v", in, errors.Unwrap(err))
 		}
-	}
-	if _, err := os.Stat(*out); err == nil && !*force {
-		return fmt.Errorf("output %s already exists: choose another --out or pass --force to replace it", *out)
 	}
 	ks, err := openKeystore(keystorePath(*ksPath), *passFile)
 	if err != nil {
@@ -114,7 +126,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return segment.Key{}, err
 			}
 			contentKeys = append(contentKeys, ck)
-			return segment.Key{KID: ck.KID(), Key: ck.InsecureRawKey()}, nil
+			return segment.NewKey(ck.KID(), ck.InsecureRawKey())
 		},
 		BeforeCommit: func(*segment.Manifest) error {
 			if err := ks.PutContent(ctx, *content, contentKeys, *force); err != nil {
@@ -128,6 +140,9 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return packError(err)
 	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
 	m := res.Manifest
 	elapsed := time.Since(start)
 	fmt.Fprintf(stdout, "packed %q (%s, %.1fs, %d crypto period(s)) into %s in %v (%.1f MB/s)\n",
@@ -138,13 +153,45 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "  HLS %s/%s  DASH %s/%s  manifest %s/%s (key %s)\n",
 		res.Dir, segment.HLSMaster, res.Dir, segment.DASHManifest, res.Dir, segment.ManifestFile, m.SigningKeyID)
+	if *noLicenseURL {
+		fmt.Fprintln(stdout, noLicenseURLNote)
+	}
+	return nil
+}
+
+// noLicenseURLNote tells an operator who packed without a license URL how
+// players get keys.
+const noLicenseURLNote = `  no license URL in the playlists (--no-license-url): configure each player with the license server's Clear Key URL, https://<license server>/v1/clearkey
+    Shaka Player: drm.servers['org.w3.clearkey']; hls.js: drmSystems['org.w3.clearkey'].licenseUrl; dash.js: protData['org.w3.clearkey'].serverURL
+    sealmesh peer play and the player SDK need nothing: they take keys from --license`
+
+// checkLicenseURL makes the operator choose where players get keys: a URL
+// written into every playlist, or none (--no-license-url). There is no
+// default: a guessed URL (a license server on loopback) would ship in every
+// playlist, and Shaka lets an MPD's dashif:Laurl override the app's own
+// Clear Key server.
+func checkLicenseURL(raw string, none bool) error {
+	switch {
+	case raw != "" && none:
+		return usageErr("--license-url and --no-license-url exclude each other: give one")
+	case none:
+		return nil
+	case raw == "":
+		return usageErr("no --license-url: pass the Clear Key URL players should use (the license server's /v1/clearkey, e.g. --license-url https://license.example.com/v1/clearkey), or --no-license-url to write none and configure players yourself")
+	}
+	u, err := url.Parse(raw)
+	absolute := err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+	relative := err == nil && u.Scheme == "" && u.Host == "" && strings.HasPrefix(u.Path, "/")
+	if !absolute && !relative || strings.ContainsAny(raw, " \t\n\"<>") {
+		return usageErr("--license-url %q: want an http(s) URL such as https://license.example.com/v1/clearkey (or a path such as /v1/clearkey on the origin's host)", raw)
+	}
 	return nil
 }
 
 // packError turns package errors into one line that says what to do.
 func packError(err error) error {
 	switch {
-	case errors.Is(err, segment.ErrOutputExists):
+	case errors.Is(err, segment.ErrOutputExists), errors.Is(err, segment.ErrForeignOutput):
 		return fmt.Errorf("%v", err)
 	case errors.Is(err, segment.ErrUnsupportedInput), errors.Is(err, segment.ErrNoSyncSamples), errors.Is(err, segment.ErrMismatchedRenditions):
 		return fmt.Errorf("%v (nothing was written)", err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sealmesh/sealmesh/internal/cli"
+	"github.com/sealmesh/sealmesh/license"
 	"github.com/sealmesh/sealmesh/player"
 	"github.com/sealmesh/sealmesh/segment"
 	"github.com/sealmesh/sealmesh/transport"
@@ -86,6 +87,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ext := fs.String("player", "", "start this `player` on the URL: ffplay, mpv or vlc")
 	logFlags := cli.AddLogFlags(fs, "warn")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics (transport and player series) at http://`address`/metrics")
+	statusEvery := fs.Duration("status-every", 0, "status line `interval` (default 1s on a terminal, 10s otherwise, one line each)")
 	pprofAddr := fs.String("pprof", "", "serve Go's pprof profiles on this loopback `address` (for diagnosing memory and CPU)")
 	memLimit := fs.Int64("memory-limit", 32, "soft memory limit in `MiB` for the Go runtime (0: none; $GOMEMLIMIT wins)")
 	pos, err := parseArgs(fs, rest, 1)
@@ -95,6 +97,9 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	content := ""
 	if len(pos) > 0 {
 		content = pos[0]
+	}
+	if *statusEvery < 0 {
+		return usageErr("--status-every must not be negative")
 	}
 	if content == "" || *origin == "" || *lic == "" {
 		return usageErr("peer %s: give the content ID, --origin and --license; see 'sealmesh peer --help'", mode)
@@ -151,6 +156,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *eme {
 		cfg.Mode = player.ModeEME
 	}
+	opened := time.Now()
 	s, err := player.Open(ctx, cfg)
 	switch {
 	case errors.Is(err, player.ErrInsecureTrustAnchors):
@@ -159,6 +165,12 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			"for a test setup only, --insecure-http-keys fetches them anyway", mode, *lic)
 	case errors.Is(err, segment.ErrRollback), errors.Is(err, player.ErrManifestNotLicensed):
 		return fmt.Errorf("%v (the origin serves a manifest other than the current one: a stale cache or an attack; if the content was just re-packed, retry)", err)
+	case errors.Is(err, player.ErrLicenseUnavailable):
+		return fmt.Errorf("cannot get a license: the license server at %s is unreachable or failing (%v); check that it runs and that --license is right, or try again later", *lic, err)
+	case errors.Is(err, license.ErrLicenseSignature), errors.Is(err, license.ErrLicenseMismatch), errors.Is(err, license.ErrLicenseMalformed):
+		return fmt.Errorf("the license server's answer did not verify (%v); check --license-key against 'sealmesh keys list' on the server", err)
+	case errors.Is(err, license.ErrLicenseExpired):
+		return fmt.Errorf("the license server's license is outside its validity (%v); check this machine's clock", err)
 	case errors.Is(err, player.ErrNoLicense):
 		return fmt.Errorf("the license server refused: %v (check the token's account, content and expiry)", err)
 	case errors.Is(err, player.ErrManifest):
@@ -188,44 +200,9 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		go func() { _ = cmd.Wait(); close(exited) }()
 		done = exited
 	}
-	status(ctx, s, mode, done, stderr)
+	status(ctx, s, mode, done, stderr, *statusEvery)
+	summary(stdout, s.Stats(), mode, content, time.Since(opened))
 	return nil
-}
-
-// status prints a live one-line status until done.
-func status(ctx context.Context, s *player.Session, mode string, done <-chan struct{}, w io.Writer) {
-	tty := isTerminal(w)
-	every := time.Second
-	if !tty {
-		every = 10 * time.Second
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-done:
-			if tty {
-				fmt.Fprintln(w)
-			}
-			return
-		case <-ctx.Done():
-			if tty {
-				fmt.Fprintln(w)
-			}
-			return
-		case <-t.C:
-		}
-		st := s.Stats()
-		line := fmt.Sprintf("%s  pos %6.1fs  buffer %5.1fs  peers %2d  P2P %3.0f%%  up %s  stalls %d", mode, st.Playhead, st.Buffered.Seconds(), st.Peers, 100*st.PeerShare(), mb(st.BytesUploaded), st.Stalls)
-		if mode == "seed" {
-			line = fmt.Sprintf("seed  peers %2d  from peers %s  from origin %s  uploaded %s", st.Peers, mb(st.BytesFromPeers), mb(st.BytesFromOrigin), mb(st.BytesUploaded))
-		}
-		if tty {
-			fmt.Fprintf(w, "\r\033[K%s", line)
-		} else {
-			fmt.Fprintln(w, line)
-		}
-	}
 }
 
 // peerKeys parses the pinned keys; the player fetches those not given.

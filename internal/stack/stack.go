@@ -68,6 +68,8 @@ type Stack struct {
 	servers []*http.Server
 	cancel  context.CancelFunc
 	done    []chan struct{}
+	sctx    context.Context
+	lic     licenseListener
 }
 
 const audience = "sealmesh"
@@ -118,8 +120,11 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 		Signer: msk.Signer(), SigningKeyID: msk.ID(), LicenseURL: "/v1/clearkey",
 		Keys: func(p int) (segment.Key, error) {
 			ck, err := keys.NewContentKey(p)
+			if err != nil {
+				return segment.Key{}, err
+			}
 			cks = append(cks, ck)
-			return segment.Key{KID: ck.KID(), Key: ck.InsecureRawKey()}, err
+			return segment.NewKey(ck.KID(), ck.InsecureRawKey())
 		},
 		BeforeCommit: func(*segment.Manifest) error { return ks.PutContent(ctx, o.ContentID, cks, false) },
 	})
@@ -163,14 +168,13 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 	}
 	sctx, cancel := context.WithCancel(context.Background())
 	st.cancel = cancel
+	st.sctx = sctx
 	lln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	st.LicenseURL = "http://" + lln.Addr().String()
-	ldone := make(chan struct{})
-	st.done = append(st.done, ldone)
-	go func() { defer close(ldone); _ = st.server.Serve(sctx, lln) }()
+	st.serveLicense(lln)
 
 	var origin http.Handler = http.FileServer(http.Dir(filepath.Join(o.Dir, "origin")))
 	if o.Origin != nil {
@@ -222,6 +226,7 @@ func (st *Stack) Close() {
 		<-d
 	}
 	st.done = nil
+	st.StopLicense()
 	if st.server != nil {
 		st.server.Close()
 	}

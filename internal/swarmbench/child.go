@@ -11,7 +11,6 @@ import (
 	"io"
 	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -346,9 +345,7 @@ func (c *child) result(peer.ID) ViewerResult {
 	v := *c.final
 	// The kernel's own peak for the process, as a cross-check of VmHWM.
 	if c.cmd != nil && c.cmd.ProcessState != nil {
-		if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			v.PeakRSSKiB = max(v.PeakRSSKiB, ru.Maxrss)
-		}
+		v.PeakRSSKiB = max(v.PeakRSSKiB, peakRSSKiB(c.cmd.ProcessState))
 	}
 	if v.Left {
 		c.st = StateLeft
