@@ -62,7 +62,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if *peers < 1 || *peers > 64 {
-		return usageErr("--peers %d: use 1 to 64 (larger swarms: sealmesh bench swarm)", *peers)
+		return usageErr("--peers %d: use 1 to 64 (larger swarms: go run ./cmd/sealmesh-bench swarm)", *peers)
 	}
 	if *speed <= 0 || *speed > 16 {
 		return usageErr("--speed %v: use a value above 0 and up to 16", *speed)
