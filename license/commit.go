@@ -112,6 +112,9 @@ type startParams struct {
 	// reuse: if a live session with sess.ID exists for the same account,
 	// extend it instead of counting a new stream.
 	reuse bool
+	// window, if set, is checked and applied to the session's key window
+	// under the lock, with the stream limit (see window.go).
+	window *windowCheck
 	// during, if set, runs while the write is being made durable (the
 	// license's crypto); its error is returned once the write is durable.
 	during func() error
@@ -136,7 +139,13 @@ func (s *State) startSession(ctx context.Context, now time.Time, p startParams) 
 	}
 	var extended *session
 	var oldExpiry time.Time
+	var oldWindow *keyWindow
 	if ex := s.sessions[p.sess.ID]; ex != nil && p.reuse && ex.AccountHash == p.sess.AccountHash && ex.Expiry.After(now) {
+		oldWindow = ex.Window
+		if err := p.window.apply(ex, now); err != nil {
+			s.mu.Unlock()
+			return err
+		}
 		extended, oldExpiry = ex, ex.Expiry
 		if p.sess.Expiry.After(ex.Expiry) {
 			ex.Expiry = p.sess.Expiry
@@ -160,6 +169,12 @@ func (s *State) startSession(ctx context.Context, now time.Time, p startParams) 
 			}
 		}
 		se := p.sess
+		// A new session's window starts at the lowest period asked for.
+		se.Window = nil
+		if err := p.window.apply(&se, now); err != nil {
+			s.mu.Unlock()
+			return err
+		}
 		s.addSessionLocked(&se)
 		extended = nil
 	}
@@ -168,6 +183,10 @@ func (s *State) startSession(ctx context.Context, now time.Time, p startParams) 
 	}
 	cur := *s.sessions[p.sess.ID]
 	s.mu.Unlock()
+	if w := p.window; w != nil && w.some {
+		// The audit log lists the keys given, not the keys asked for.
+		p.audit.KIDs = w.grantedKIDs(p.audit.KIDs)
+	}
 
 	wait := s.commitAsync(ctx, func(tx *bolt.Tx) error { return putStart(tx, &cur, p.nonce, p.nonceExp, &p.audit) })
 	var duringErr error
@@ -180,7 +199,7 @@ func (s *State) startSession(ctx context.Context, now time.Time, p startParams) 
 			delete(s.nonces, *p.nonce)
 		}
 		if extended != nil {
-			extended.Expiry = oldExpiry
+			extended.Expiry, extended.Window = oldExpiry, oldWindow
 		} else if se := s.sessions[p.sess.ID]; se != nil {
 			s.removeSessionLocked(se)
 		}
@@ -193,7 +212,7 @@ func (s *State) startSession(ctx context.Context, now time.Time, p startParams) 
 // renewSession extends a live session of the same account and content,
 // using up a fresh nonce, and returns a copy of it. during runs while the
 // write is made durable, as in startSession.
-func (s *State) renewSession(ctx context.Context, now time.Time, id, accountHash, content string, nonce [nonceSize]byte, nonceExp, expiry time.Time, audit AuditEntry, during func() error) (session, error) {
+func (s *State) renewSession(ctx context.Context, now time.Time, id, accountHash, content string, nonce [nonceSize]byte, nonceExp, expiry time.Time, win *windowCheck, audit AuditEntry, during func() error) (session, error) {
 	if err := s.usable(ctx); err != nil {
 		return session{}, err
 	}
@@ -213,6 +232,14 @@ func (s *State) renewSession(ctx context.Context, now time.Time, id, accountHash
 		s.mu.Unlock()
 		return session{}, fail(http.StatusGone, CodeSessionExpired, "the session lapsed because it was not renewed before its expiry: start a new one with /v1/license")
 	}
+	// The key window is the server's decision, taken here atomically with
+	// the session's other state so that concurrent renewals of one session
+	// cannot each widen it from the same starting point.
+	oldWindow := se.Window
+	if err := win.apply(se, now); err != nil {
+		s.mu.Unlock()
+		return session{}, err
+	}
 	old := se.Expiry
 	se.Expiry = expiry
 	s.nonces[nonce] = nonceExp
@@ -228,7 +255,7 @@ func (s *State) renewSession(ctx context.Context, now time.Time, id, accountHash
 		s.mu.Lock()
 		delete(s.nonces, nonce)
 		if se.Expiry.Equal(expiry) {
-			se.Expiry = old
+			se.Expiry, se.Window = old, oldWindow
 		}
 		s.mu.Unlock()
 		return session{}, err

@@ -115,6 +115,11 @@ type Config struct {
 	// or the /48 of an IPv6 address (see PrefixGroup).
 	NetworkGroup func(netip.Addr) string
 
+	// KeyWindow paces the crypto periods a session may get keys for by its
+	// wall time (see window.go). The zero value: on for native licenses at
+	// up to twice real time, off for Clear Key.
+	KeyWindow KeyWindow
+
 	// Logger receives one line per server fault and per issued license or
 	// ticket. It never sees tokens or key material. Default slog.Default().
 	Logger *slog.Logger
@@ -185,6 +190,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.Now = time.Now
 	}
 	c.CORSOrigins = append([]string(nil), c.CORSOrigins...)
+	var err error
+	if c.KeyWindow, err = c.KeyWindow.withDefaults(); err != nil {
+		return c, err
+	}
 	switch {
 	case c.LicenseTTL < 0 || c.TicketTTL < 0 || c.NonceTTL < 0 || c.RenewAfter < 0:
 		return c, errors.New("license: negative TTL in Config")

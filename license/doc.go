@@ -86,6 +86,13 @@
 //
 // A session that is not renewed before its expiry lapses (410 session_expired).
 //
+// Keys follow playback, and the server decides (the key window, window.go):
+// a session starts at the period asked for and gets it and the next; later
+// renewals may widen the range of periods it was given only as far as
+// KeyWindow.Speed times the wall time since it began lets playback go, plus
+// the next period. Beyond that: 429 key_window_ahead with Retry-After (when
+// it would be allowed); to jump further, start a new session there.
+//
 // POST /v1/clearkey (token) is the W3C EME Clear Key license endpoint:
 //
 //	{"kids":["DxotPEtaaXiHlqW0w9Lh8A"],"type":"temporary"}
@@ -95,7 +102,10 @@
 // parameters, which sealmesh HLS playlists append to the key URI. Only keys
 // of content the token entitles are returned: KIDs of other content alone
 // give 403 not_entitled, unknown KIDs alone 404 unknown_kid. OPTIONS
-// answers the CORS preflight for Config.CORSOrigins.
+// answers the CORS preflight for Config.CORSOrigins. A Clear Key player is a
+// session per token, content and client IP (a stream of the account). For
+// content in KeyWindow.ClearKey the answer holds only the keys the window
+// allows (429 key_window_ahead if none).
 //
 // POST /v1/ticket (token) → a swarm ticket for a libp2p peer ID, only to a
 // caller that proves it holds that peer's key (see proof.go; [NewTicketRequest]
@@ -141,7 +151,8 @@
 //	400 malformed_request       body is not the JSON the route takes, or a field is out of bounds
 //	400 invalid_nonce           not a nonce of this server
 //	400 nonce_expired           older than NonceTTL (60 s)
-//	400 invalid_public_key      hpke_public_key does not decode for the suite
+//	400 invalid_public_key      hpke_public_key does not decode for the suite, or is low-order
+//	400 kids_not_adjacent       the KIDs of one request are not adjacent periods
 //	400 unsupported_suite       suite is not x25519 / mlkem768x25519
 //	400 too_many_kids           more than 2 KIDs (license) or 16 (Clear Key)
 //	400 position_unsupported    position > 0 without a ContentCatalog
@@ -154,6 +165,8 @@
 //	401 token_not_yet_valid     before nbf/iat
 //	401 token_wrong_audience    aud does not name this server
 //	401 token_bad_algorithm     alg none, HS*, RS*, or not the key's algorithm
+//	401 token_wrong_issuer      iss is not an accepted issuer (when issuers are configured)
+//	401 token_lifetime_too_long exp further than the maximum token lifetime from iat or now
 //	401 invalid_ticket          ticket malformed or not signed by this server
 //	401 ticket_expired          ticket outside its validity
 //	403 not_entitled            the token does not cover the content
@@ -173,6 +186,7 @@
 //	415 unsupported_media_type
 //	429 rate_limited            per-IP or per-account rate limit; Retry-After set
 //	429 too_many_streams        the account's concurrent stream limit; Retry-After set
+//	429 key_window_ahead        periods beyond the session's key window; Retry-After set
 //	429 too_many_tickets        MaxTicketsPerAccount peer IDs hold live tickets for the content; Retry-After set
 //	500 internal_error
 //	503 unavailable             shutting down

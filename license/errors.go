@@ -59,6 +59,15 @@ const (
 	CodeUnavailable        = "unavailable"            // 503: the server is shutting down
 )
 
+// Error codes of the key window and the token checks of issue 12 (kept in
+// their own block; the same stability promise holds).
+const (
+	CodeKIDsNotAdjacent = "kids_not_adjacent"       // 400: the KIDs of one request are not of adjacent crypto periods
+	CodeTokenIssuer     = "token_wrong_issuer"      // 401: "iss" is not an issuer this server accepts
+	CodeTokenLifetime   = "token_lifetime_too_long" // 401: "exp" is further from "iat" or now than the server's maximum token lifetime
+	CodeKeyWindowAhead  = "key_window_ahead"        // 429: the periods asked for are beyond what playback can have reached since the session began; see Retry-After
+)
+
 // apiError is a failure of one request, as sent to the client. Handlers
 // return it (wrapped or not); the error middleware writes it.
 type apiError struct {

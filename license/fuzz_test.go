@@ -139,11 +139,15 @@ func FuzzUnwrapKeys(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	enc, wks, err := wrapKeys(priv.PublicKey(), "l", []keys.ContentKey{k})
+	encRaw, sender, err := newSender(priv.PublicKey(), "l")
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, _ := json.Marshal(&LicensePayload{LicenseID: "l", Enc: enc, Keys: wks})
+	wks, err := wrapKeys(sender, []keys.ContentKey{k})
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(&LicensePayload{LicenseID: "l", Enc: b64.EncodeToString(encRaw), Keys: wks})
 	f.Add(good)
 	f.Add([]byte(`{"license_id":"l","enc":"AA","keys":[{"kid":"00","period":-1,"ct":"!"}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -90,6 +90,7 @@ type env struct {
 	otherKeys []keys.ContentKey // 1 period
 	cfg       license.Config
 	catalog   license.ContentCatalog
+	vcfg      func(*token.VerifierConfig)
 	cancel    context.CancelFunc
 	done      chan error
 }
@@ -97,6 +98,9 @@ type env struct {
 type envOption func(*env)
 
 func withConfig(f func(*license.Config)) envOption { return func(e *env) { f(&e.cfg) } }
+func withVerifier(f func(*token.VerifierConfig)) envOption {
+	return func(e *env) { e.vcfg = f }
+}
 func withCatalog(c license.ContentCatalog) envOption {
 	return func(e *env) { e.catalog = c }
 }
@@ -131,7 +135,11 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 
 	e.issuer, err = token.LoadOrCreateDevIssuer(filepath.Join(dir, "dev.jwk"))
 	require.NoError(t, err)
-	e.verifier, err = token.NewVerifier(token.VerifierConfig{Audience: audience, Now: e.clock.Now, ExtraKeys: []jose.JSONWebKey{e.issuer.PublicJWK()}})
+	vcfg := token.VerifierConfig{Audience: audience, Now: e.clock.Now, ExtraKeys: []jose.JSONWebKey{e.issuer.PublicJWK()}}
+	if e.vcfg != nil {
+		e.vcfg(&vcfg)
+	}
+	e.verifier, err = token.NewVerifier(vcfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { e.verifier.Close() })
 	e.start(t)

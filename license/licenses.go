@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -97,31 +98,66 @@ func keyAAD(kid keys.KID, period int) []byte {
 func hpkeKDF() hpke.KDF   { return hpke.HKDFSHA256() }
 func hpkeAEAD() hpke.AEAD { return hpke.AES128GCM() }
 
-// wrapKeys seals ks to pub in one HPKE context bound to licenseID and
-// returns the encapsulated key and the wrapped keys, in the order of ks. Raw
-// keys exist only for the duration of their Seal.
-func wrapKeys(pub hpke.PublicKey, licenseID string, ks []keys.ContentKey) (string, []WrappedKey, error) {
+// newSender makes the HPKE context of one license, bound to its ID. It
+// fails for a public key the KEM cannot encapsulate to: for X25519, a
+// low-order point (all zeros, and the few others), whose shared secret
+// would be all zeros, which crypto/ecdh refuses. The license handlers call
+// it before anything is committed (see checkPublicKey).
+func newSender(pub hpke.PublicKey, licenseID string) ([]byte, *hpke.Sender, error) {
 	enc, sender, err := hpke.NewSender(pub, hpkeKDF(), hpkeAEAD(), licenseInfo(licenseID))
 	if err != nil {
-		return "", nil, fmt.Errorf("hpke sender: %w", err)
+		return nil, nil, fmt.Errorf("hpke sender: %w", err)
 	}
+	return enc, sender, nil
+}
+
+// checkPublicKey makes the license's HPKE context now, so that a public key
+// no license can be sealed to (low-order or otherwise unusable) is refused
+// with 400 before the nonce is used up or a stream slot is taken. Without
+// this the failure came from inside the committed session start: a 500, a
+// burned nonce and a slot held until the session's expiry, so that four
+// such requests locked an account out. The work is not wasted: the context
+// made here seals the license.
+func checkPublicKey(pub hpke.PublicKey, suite Suite, licenseID string) ([]byte, *hpke.Sender, error) {
+	enc, sender, err := newSender(pub, licenseID)
+	if err != nil {
+		return nil, nil, fail(http.StatusBadRequest, CodeInvalidPublicKey, fmt.Sprintf(
+			"hpke_public_key is not a usable %s public key (a low-order or invalid point): generate a fresh key pair", suite))
+	}
+	return enc, sender, nil
+}
+
+// wrapKeys seals ks in the license's HPKE context and returns the wrapped
+// keys, in the order of ks. Each raw key copy exists only for its Seal.
+func wrapKeys(sender *hpke.Sender, ks []keys.ContentKey) ([]WrappedKey, error) {
 	out := make([]WrappedKey, 0, len(ks))
 	for _, ck := range ks {
 		raw := ck.InsecureRawKey()
 		ct, err := sender.Seal(keyAAD(ck.KID(), ck.Period()), raw)
 		clear(raw)
 		if err != nil {
-			return "", nil, fmt.Errorf("hpke seal %s: %w", ck.KID(), err)
+			return nil, fmt.Errorf("hpke seal %s: %w", ck.KID(), err)
 		}
 		out = append(out, WrappedKey{KID: ck.KID().String(), Period: ck.Period(), CT: b64.EncodeToString(ct)})
 	}
-	return b64.EncodeToString(enc), out, nil
+	return out, nil
 }
 
-// sealLicense wraps ks into p, then signs the payload.
+// sealLicense wraps ks to pub into p, then signs the payload.
 func sealLicense(signer crypto.Signer, keyID string, p *LicensePayload, pub hpke.PublicKey, ks []keys.ContentKey) (*LicenseResponse, error) {
+	enc, sender, err := newSender(pub, p.LicenseID)
+	if err != nil {
+		return nil, err
+	}
+	return sealLicenseWith(signer, keyID, p, enc, sender, ks)
+}
+
+// sealLicenseWith wraps ks in the prepared HPKE context (enc, sender) into
+// p, then signs the payload.
+func sealLicenseWith(signer crypto.Signer, keyID string, p *LicensePayload, enc []byte, sender *hpke.Sender, ks []keys.ContentKey) (*LicenseResponse, error) {
 	var err error
-	if p.Enc, p.Keys, err = wrapKeys(pub, p.LicenseID, ks); err != nil {
+	p.Enc = b64.EncodeToString(enc)
+	if p.Keys, err = wrapKeys(sender, ks); err != nil {
 		return nil, err
 	}
 	body, err := json.Marshal(p)
@@ -189,6 +225,9 @@ func (s *Server) selectKeys(ctx context.Context, content string, q keyQuery) ([]
 		return out, nil
 	}
 	all, err := s.deps.Keys.ContentKeys(ctx, content)
+	// Every key of the content is in memory for this call; the two picked
+	// are copied out and the rest wiped on return (see wipeKeys).
+	defer wipeKeys(all)
 	switch {
 	case errors.Is(err, keys.ErrNotFound):
 		return nil, fail(http.StatusNotFound, CodeUnknownContent, fmt.Sprintf("no keys for content %q", content))
@@ -235,10 +274,11 @@ func kidStrings(ks []keys.ContentKey) []string {
 	return out
 }
 
-// sealInto returns a function that seals and signs the license p into *out.
-func (s *Server) sealInto(out **LicenseResponse, p *LicensePayload, pub hpke.PublicKey, ks []keys.ContentKey) func() error {
+// sealInto returns a function that seals and signs the license p, in the
+// prepared HPKE context, into *out.
+func (s *Server) sealInto(out **LicenseResponse, p *LicensePayload, enc []byte, sender *hpke.Sender, ks []keys.ContentKey) func() error {
 	return func() error {
-		r, err := sealLicense(s.deps.Signer, s.keyID, p, pub, ks)
+		r, err := sealLicenseWith(s.deps.Signer, s.keyID, p, enc, sender, ks)
 		if err != nil {
 			return internal(err)
 		}
@@ -246,6 +286,45 @@ func (s *Server) sealInto(out **LicenseResponse, p *LicensePayload, pub hpke.Pub
 		return nil
 	}
 }
+
+// windowFor checks that ks are of adjacent periods and returns the key
+// window check a session start or renewal must pass (nil when the window
+// is off).
+func (s *Server) windowFor(ctx context.Context, content string, ks []keys.ContentKey, some bool) (*windowCheck, error) {
+	ps := make([]int, 0, len(ks))
+	for _, k := range ks {
+		ps = append(ps, k.Period())
+	}
+	slices.Sort(ps)
+	ps = slices.Compact(ps)
+	if !some {
+		if _, _, err := periodRange(ks); err != nil {
+			return nil, err
+		}
+		if s.cfg.KeyWindow.Off {
+			return nil, nil
+		}
+	}
+	pc, err := s.periodClockFor(ctx, content)
+	if err != nil {
+		return nil, err
+	}
+	return &windowCheck{periods: ps, some: some, speed: s.cfg.KeyWindow.Speed, pc: pc}, nil
+}
+
+// wipeKeys overwrites the content keys the server holds in ks.
+//
+// What this does and does not do: keys.ContentKey keeps its 16 bytes in an
+// array inside the value, so zeroing the slice's elements overwrites the
+// copies this slice owns. Go copies values freely (every call with a
+// ContentKey argument, the key source's own unsealing buffers, AES key
+// schedules inside crypto/hpke), the garbage collector may have moved or
+// copied memory, and strings (base64 in a JSON body) cannot be overwritten
+// at all; so this shortens how long keys sit in the heap, it does not
+// guarantee none remain. The handlers build no string that holds a key:
+// native licenses only carry HPKE ciphertexts, and Clear Key bodies are
+// written from a byte buffer that is wiped after the write.
+func wipeKeys(ks []keys.ContentKey) { clear(ks) }
 
 // handleLicense serves POST /v1/license.
 func (s *Server) handleLicense(w http.ResponseWriter, r *http.Request, body []byte) error {
@@ -270,12 +349,22 @@ func (s *Server) handleLicense(w http.ResponseWriter, r *http.Request, body []by
 	if err != nil {
 		return err
 	}
+	licenseID := randomID()
+	enc, sender, err := checkPublicKey(ask.pub, ask.suite, licenseID)
+	if err != nil {
+		return err
+	}
 	ks, err := s.selectKeys(ctx, ask.content, ask.keyQuery)
 	if err != nil {
 		return err
 	}
+	defer wipeKeys(ks)
+	win, err := s.windowFor(ctx, ask.content, ks, false)
+	if err != nil {
+		return err
+	}
 	p := &LicensePayload{
-		LicenseID: randomID(), SessionID: newSessionID(now), AccountHash: auth.accountHash,
+		LicenseID: licenseID, SessionID: newSessionID(now), AccountHash: auth.accountHash,
 		Content: ask.content, Nonce: ask.nonce, DeviceID: device,
 		NotBefore: now.UTC().Truncate(time.Second), Expiry: now.Add(s.cfg.LicenseTTL).UTC().Truncate(time.Second),
 		RenewAfter: now.Add(s.cfg.RenewAfter).UTC().Truncate(time.Second),
@@ -287,10 +376,10 @@ func (s *Server) handleLicense(w http.ResponseWriter, r *http.Request, body []by
 	var resp *LicenseResponse
 	err = s.deps.State.startSession(ctx, now, startParams{
 		sess:  session{ID: p.SessionID, AccountHash: p.AccountHash, Content: p.Content, Device: device, Created: now.UTC(), Expiry: p.Expiry},
-		nonce: &nonce, nonceExp: nonceExp, maxStreams: s.cfg.MaxStreamsPerAccount,
+		nonce: &nonce, nonceExp: nonceExp, maxStreams: s.cfg.MaxStreamsPerAccount, window: win,
 		audit: AuditEntry{Time: now.UTC(), Event: "license", LicenseID: p.LicenseID, SessionID: p.SessionID, AccountHash: p.AccountHash,
 			Content: p.Content, KIDs: kidStrings(ks), Device: device, TokenID: auth.claims.ID},
-		during: s.sealInto(&resp, p, ask.pub, ks),
+		during: s.sealInto(&resp, p, enc, sender, ks),
 	})
 	if err != nil {
 		return err
@@ -329,12 +418,22 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, body []byte
 	if err != nil {
 		return err
 	}
+	licenseID := randomID()
+	enc, sender, err := checkPublicKey(ask.pub, ask.suite, licenseID)
+	if err != nil {
+		return err
+	}
 	ks, err := s.selectKeys(ctx, content, ask.keyQuery)
 	if err != nil {
 		return err
 	}
+	defer wipeKeys(ks)
+	win, err := s.windowFor(ctx, content, ks, false)
+	if err != nil {
+		return err
+	}
 	p := &LicensePayload{
-		LicenseID: randomID(), SessionID: ask.session, AccountHash: auth.accountHash,
+		LicenseID: licenseID, SessionID: ask.session, AccountHash: auth.accountHash,
 		Content: content, Nonce: ask.nonce, DeviceID: device,
 		NotBefore: now.UTC().Truncate(time.Second), Expiry: now.Add(s.cfg.LicenseTTL).UTC().Truncate(time.Second),
 		RenewAfter: now.Add(s.cfg.RenewAfter).UTC().Truncate(time.Second),
@@ -342,10 +441,10 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, body []byte
 	}
 	p.ManifestSHA256 = s.manifestDigest(ctx, p.Content)
 	var resp *LicenseResponse
-	if _, err := st.renewSession(ctx, now, ask.session, auth.accountHash, content, nonce, nonceExp, p.Expiry,
+	if _, err := st.renewSession(ctx, now, ask.session, auth.accountHash, content, nonce, nonceExp, p.Expiry, win,
 		AuditEntry{Time: now.UTC(), Event: "renew", LicenseID: p.LicenseID, AccountHash: p.AccountHash,
 			Content: content, KIDs: kidStrings(ks), Device: device, TokenID: auth.claims.ID},
-		s.sealInto(&resp, p, ask.pub, ks)); err != nil {
+		s.sealInto(&resp, p, enc, sender, ks)); err != nil {
 		return err
 	}
 	s.metrics.licenses.WithLabelValues("renew").Inc()

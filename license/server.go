@@ -476,6 +476,10 @@ func tokenError(err error) *apiError {
 		return e(CodeTokenNotYetValid, "the token is not valid yet (check the clocks)")
 	case errors.Is(err, token.ErrAudience):
 		return e(CodeTokenAudience, "the token is not meant for this license server (aud)")
+	case errors.Is(err, token.ErrIssuer):
+		return e(CodeTokenIssuer, "the token's issuer (iss) is not one this server accepts")
+	case errors.Is(err, token.ErrLifetime):
+		return e(CodeTokenLifetime, "the token is valid for longer than this server accepts (exp too far from iat or now): issue shorter-lived tokens")
 	case errors.Is(err, token.ErrAlgorithm):
 		return e(CodeTokenAlgorithm, "the token's algorithm is not accepted (EdDSA or ES256 only)")
 	case errors.Is(err, token.ErrClosed):

@@ -102,6 +102,11 @@ type session struct {
 	Device      string    `json:"device,omitempty"`
 	Created     time.Time `json:"created"`
 	Expiry      time.Time `json:"expiry"`
+	// Window is the range of crypto periods the session was given keys for
+	// (see window.go); nil for sessions without a window (Clear Key for
+	// content whose policy does not ask for one, or from an older state
+	// file: such a session's window starts at its next renewal).
+	Window *keyWindow `json:"window,omitempty"`
 }
 
 // State is the license server's durable state: sessions, used nonces,

@@ -133,6 +133,9 @@ type P2P struct {
 	Security     string
 	MDNS, DHT    bool
 	Bootstrap    []peer.AddrInfo
+	// BrowserTransports also listens for browsers (WebTransport and
+	// WebRTC-direct on the QUIC port); see transport.Config.
+	BrowserTransports bool
 	// Upload limits what this viewer serves to others.
 	Upload transport.UploadPolicy
 	// TrackerInterval is how often the license server's tracker is asked for

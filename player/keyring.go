@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"time"
 
@@ -47,6 +48,7 @@ type keyring struct {
 	next    time.Time // after a failure: no attempt before this
 	since   time.Time // when the current run of failures began
 	byKIDs  bool      // the server renews by KIDs only (no period catalog)
+	lastPos float64   // position of the last license granted (0 for the first)
 }
 
 func newKeyring(ctx context.Context, c *license.Client, m *segment.Manifest, now func() time.Time, retry RetryPolicy, log *slog.Logger) (*keyring, error) {
@@ -131,9 +133,10 @@ func (k *keyring) ensure(ctx context.Context, kid [16]byte, position float64) (k
 	return nil, wait, err
 }
 
-func (k *keyring) renewByKIDs(ctx context.Context, prev *license.License, position float64) (*license.License, error) {
+// kidsAt is the request for the period at position and the next, by KID.
+func (k *keyring) kidsAt(position float64) (license.KeyRequest, error) {
 	if len(k.periods) == 0 {
-		return nil, fmt.Errorf("%w: no crypto periods", ErrManifest)
+		return license.KeyRequest{}, fmt.Errorf("%w: no crypto periods", ErrManifest)
 	}
 	p := 0
 	for i, per := range k.periods {
@@ -147,9 +150,16 @@ func (k *keyring) renewByKIDs(ctx context.Context, prev *license.License, positi
 	}
 	kids, err := license.ParseKIDs(hex...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: manifest KIDs: %w", ErrManifest, err)
+		return license.KeyRequest{}, fmt.Errorf("%w: manifest KIDs: %w", ErrManifest, err)
 	}
-	q := license.KeyRequest{Content: k.content, KIDs: kids}
+	return license.KeyRequest{Content: k.content, KIDs: kids}, nil
+}
+
+func (k *keyring) renewByKIDs(ctx context.Context, prev *license.License, position float64) (*license.License, error) {
+	q, err := k.kidsAt(position)
+	if err != nil {
+		return nil, err
+	}
 	lic, err := k.client.Renew(ctx, prev, q)
 	if err != nil && sessionLapsed(err) {
 		lic, err = k.client.License(ctx, q)
@@ -157,17 +167,77 @@ func (k *keyring) renewByKIDs(ctx context.Context, prev *license.License, positi
 	return lic, err
 }
 
+// seekDistance is how far (in content seconds) a renewal's position must be
+// from the last one the server granted to count as a seek: only then does
+// the keyring start a new session there when the server's key window
+// refuses it. A new session takes a stream slot of the account until it
+// lapses, so buffering ahead must never cause one.
+const seekDistance = 60.0
+
+// followWindow handles the server's key window (429 key_window_ahead, see
+// license/window.go) for a renewal that got err: a seek gets a new session
+// that starts at position (fresh); a period a little ahead (the platform
+// player buffering) is asked for again after Retry-After when the caller's
+// deadline allows the wait (again). Otherwise err stands, and the renewal
+// backoff, which honours Retry-After, takes over.
+func (k *keyring) followWindow(ctx context.Context, lic *license.License, err error, position float64, again, fresh func() (*license.License, error)) (*license.License, error) {
+	var ae *license.APIError
+	if !errors.As(err, &ae) || ae.Code != license.CodeKeyWindowAhead {
+		return lic, err
+	}
+	k.mu.Lock()
+	last := k.lastPos
+	k.mu.Unlock()
+	if math.Abs(position-last) > seekDistance {
+		k.log.Info("seek beyond the license's key window; starting a new session", "content", k.content, "position", position)
+		return fresh()
+	}
+	if dl, ok := ctx.Deadline(); ae.RetryAfter <= 0 || (ok && time.Until(dl) <= ae.RetryAfter) {
+		return lic, err
+	}
+	t := time.NewTimer(ae.RetryAfter)
+	select {
+	case <-ctx.Done():
+		t.Stop()
+		return lic, err
+	case <-t.C:
+	}
+	return again()
+}
+
 // renewLocked renews (the caller holds sem) and records the outcome.
 func (k *keyring) renewLocked(ctx context.Context, position float64) error {
+	err := k.renewWindowed(ctx, position)
+	if err == nil {
+		k.mu.Lock()
+		k.lastPos = position
+		k.mu.Unlock()
+	}
+	return err
+}
+
+func (k *keyring) renewWindowed(ctx context.Context, position float64) error {
 	k.mu.Lock()
 	prev, byKIDs := k.lic, k.byKIDs
 	k.mu.Unlock()
 	if byKIDs {
 		lic, err := k.renewByKIDs(ctx, prev, position)
+		lic, err = k.followWindow(ctx, lic, err, position,
+			func() (*license.License, error) { return k.renewByKIDs(ctx, prev, position) },
+			func() (*license.License, error) {
+				q, err := k.kidsAt(position)
+				if err != nil {
+					return nil, err
+				}
+				return k.client.License(ctx, q)
+			})
 		return k.record(ctx, lic, err)
 	}
 	q := license.KeyRequest{Content: k.content, Position: &position}
 	lic, err := k.client.Renew(ctx, prev, q)
+	lic, err = k.followWindow(ctx, lic, err, position,
+		func() (*license.License, error) { return k.client.Renew(ctx, prev, q) },
+		func() (*license.License, error) { return k.client.License(ctx, q) })
 	if err != nil && sessionLapsed(err) {
 		// The session lapsed (typically: the server was unreachable past
 		// the license's expiry). A new session is what Open would get; the

@@ -216,7 +216,7 @@ func (s *Session) joinSwarm(ctx context.Context) error {
 	if s.host == nil {
 		h, err := transport.NewHost(s.ctx, transport.Config{
 			IdentityFile: cfg.P2P.IdentityFile, ListenAddrs: cfg.P2P.ListenAddrs, Security: cfg.P2P.Security,
-			MDNS: cfg.P2P.MDNS, DHT: cfg.P2P.DHT, Bootstrap: cfg.P2P.Bootstrap,
+			MDNS: cfg.P2P.MDNS, DHT: cfg.P2P.DHT, Bootstrap: cfg.P2P.Bootstrap, BrowserTransports: cfg.P2P.BrowserTransports,
 			Registerer: cfg.Registerer, Logger: cfg.Logger, Now: cfg.Now,
 		})
 		if err != nil {

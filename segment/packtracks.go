@@ -251,4 +251,3 @@ func protectInit(t *track, scheme Scheme, k Key, cbcsIV []byte) ([]byte, *mp4.In
 	}
 	return buf.Bytes(), ipd, nil
 }
-

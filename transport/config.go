@@ -64,6 +64,11 @@ type Config struct {
 	// IdleStreamStrikes is how many streams of one peer may be reset by
 	// NegotiationTimeout before the peer is banned (BanFor). Zero: 4.
 	IdleStreamStrikes int
+	// BrowserTransports adds the WebTransport and WebRTC-direct transports
+	// and, for every QUIC listen address, a WebTransport listener on the same
+	// UDP port and a WebRTC-direct listener, so browsers can dial the host
+	// (see browser.go). Browser peers are admitted by ticket like any other.
+	BrowserTransports bool
 	// MDNS enables discovery on the local network (service "sealmesh").
 	MDNS bool
 	// DHT enables the private Kademlia DHT (protocol prefix /sealmesh) in

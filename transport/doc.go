@@ -14,6 +14,9 @@
 //   - [Host.AddPeers] takes peers from any discovery source; [Tracker],
 //     mDNS ([Config.MDNS]) and a private Kademlia DHT ([Config.DHT]) feed it.
 //   - [Host.Stats] and [Config.Registerer] expose counters.
+//   - [Config.BrowserTransports] adds WebTransport and WebRTC-direct
+//     listeners on the QUIC port for browser peers (web/, @sealmesh/web),
+//     admitted by ticket like any other peer.
 //
 // Scheduling (which file from which peer, when to fall back to the origin)
 // is the caller's job; this package answers "can this peer give me this

@@ -101,6 +101,10 @@ func NewHost(ctx context.Context, cfg Config) (*Host, error) {
 		cm.Close()
 		return nil, fmt.Errorf("transport: start libp2p: %w", err)
 	}
+	if err := listenBrowser(cfg, lh); err != nil {
+		lh.Close()
+		return nil, fmt.Errorf("transport: %w", err)
+	}
 	hctx, cancel := context.WithCancel(context.Background())
 	h := &Host{
 		cfg:      cfg,
@@ -167,6 +171,7 @@ func libp2pOptions(cfg Config, sk crypto.PrivKey, rm network.ResourceManager, cm
 		return nil, err
 	}
 	opts = append(opts, sec...)
+	opts = append(opts, browserOptions(cfg)...)
 	if cfg.Registerer != nil {
 		opts = append(opts, libp2p.PrometheusRegisterer(cfg.Registerer))
 	} else {

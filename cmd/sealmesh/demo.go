@@ -91,7 +91,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var egress atomic.Int64
 	st, err := stack.Start(ctx, stack.Options{
 		Dir: dir, Inputs: ins, ContentID: "demo", Scheme: segment.Scheme(*scheme),
-		SegmentDuration: *segDur, CryptoPeriod: *period, Logger: logger,
+		SegmentDuration: *segDur, CryptoPeriod: *period, Logger: logger, PlaybackSpeed: *speed,
 		Origin: func(h http.Handler) http.Handler { return swarmbench.CountingHandler(h, &egress) },
 	})
 	if err != nil {

@@ -122,6 +122,14 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	insecure := fs.Bool("insecure-http", false, "allow plain HTTP on a non-loopback address (behind a TLS-terminating proxy)")
 	maxStreams := fs.Int("max-streams", license.DefaultMaxStreamsPerAccount, "concurrent streams per account (-1: no limit)")
 	licenseTTL := fs.Duration("license-ttl", license.DefaultLicenseTTL, "license and session lifetime")
+	var issuers multiFlag
+	fs.Var(&issuers, "issuer", "accepted token `issuer` (\"iss\"; repeatable); none: iss is not checked")
+	maxTokenLife := fs.Duration("max-token-lifetime", token.DefaultMaxLifetime, "refuse tokens valid for longer than this (exp-iat or exp-now; negative: no limit)")
+	keySpeed := fs.Float64("key-window-speed", license.DefaultWindowSpeed, "seconds of content a license session may advance per second of wall time")
+	keyPeriod := fs.Duration("key-window-period", license.DefaultWindowPeriod, "crypto period assumed for content not under --content-dir")
+	noKeyWindow := fs.Bool("no-key-window", false, "let license requests name any two adjacent periods, at any pace (not for production)")
+	var ckWindow multiFlag
+	fs.Var(&ckWindow, "clearkey-window", "`content` ID (or prefix ending in *) whose Clear Key requests follow the key window too (repeatable; \"*\" for all)")
 	maxTickets := fs.Int("max-tickets", license.DefaultMaxTicketsPerAccount, "peer IDs per account holding a live swarm ticket for one content (-1: no limit)")
 	ticketTTL := fs.Duration("ticket-ttl", license.DefaultTicketTTL, "swarm ticket lifetime: a revoked peer no seed hears of in an announce answer is cut off when it ends")
 	var contentDirs multiFlag
@@ -140,6 +148,12 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	if *tlsCert == "" && !*insecure && !loopbackAddr(*listen) {
 		return usageErr("license serve: refusing plain HTTP on %s: give --tls-cert and --tls-key, listen on loopback, or pass --insecure-http behind a TLS proxy", *listen)
+	}
+	if !(*keySpeed >= 1 && *keySpeed <= 1000) {
+		return usageErr("license serve: --key-window-speed %v: use 1 (real time) to 1000", *keySpeed)
+	}
+	if *keyPeriod < 100*time.Millisecond {
+		return usageErr("license serve: --key-window-period %v: use the crypto period of your content (at least 100ms)", *keyPeriod)
 	}
 	if *jwks == "" && !*devTokens {
 		return usageErr("license serve: no token keys: give --jwks FILE (the operator backend's public keys) or --dev-tokens for development")
@@ -194,7 +208,13 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 		catalog = cat
 	}
 
-	vcfg := token.VerifierConfig{KeySetFile: *jwks, Audience: *audience, Logger: logger}
+	vcfg := token.VerifierConfig{KeySetFile: *jwks, Audience: *audience, Logger: logger, Issuers: issuers, MaxLifetime: *maxTokenLife}
+	if *jwks != "" && len(issuers) == 0 {
+		logger.Warn("tokens' iss is not checked: give --issuer with your backend's issuer name")
+	}
+	if *devTokens && len(issuers) > 0 {
+		vcfg.Issuers = append(vcfg.Issuers, token.DevIssuerName)
+	}
 	if *devTokens {
 		dev, err := token.LoadOrCreateDevIssuer(devKeyPath(*statePath))
 		if err != nil {
@@ -218,8 +238,9 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	defer state.Close()
 
+	kw := license.KeyWindow{Off: *noKeyWindow, Speed: *keySpeed, Period: *keyPeriod, ClearKey: ckWindow}
 	srv, err := license.New(license.Config{Listen: *listen, CORSOrigins: cors, MaxStreamsPerAccount: *maxStreams, LicenseTTL: *licenseTTL,
-		MaxTicketsPerAccount: *maxTickets, TicketTTL: *ticketTTL, Logger: logger, AccessLog: access},
+		MaxTicketsPerAccount: *maxTickets, TicketTTL: *ticketTTL, KeyWindow: kw, Logger: logger, AccessLog: access},
 		license.Deps{Keys: kr, Tokens: verifier, Signer: sk.Signer(), State: state, Catalog: catalog, ManifestKeys: manifestKeys})
 	if err != nil {
 		return err

@@ -75,6 +75,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	listen := fs.String("listen", "127.0.0.1:0", "loopback `address` of the local HLS gateway (play)")
 	var p2pListen multiFlag
 	fs.Var(&p2pListen, "p2p-listen", "libp2p listen `multiaddr` (repeatable; default TCP and QUIC on all interfaces)")
+	browsers := fs.Bool("browser-transports", false, "also listen for browser peers: WebTransport and WebRTC-direct on the QUIC port (needs a QUIC --p2p-listen); browsers still need a ticket")
 	identity := fs.String("identity", "", "`file` holding this peer's libp2p key, created if missing (default: a new key per run)")
 	maxUp := fs.Int64("max-upload", 0, "upload rate cap in `bytes/s` (0: unlimited)")
 	maxUploads := fs.Int("max-uploads", 0, "concurrent uploads; more are answered busy and go to other peers (0: 2)")
@@ -150,7 +151,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Token:       func(context.Context) (string, error) { return token, nil },
 		LicenseKeys: licKeys, ManifestKeys: mkeys, InsecureHTTPTrustAnchors: *insecureKeys, Video: *video, Listen: *listen,
 		CacheDir: *cacheDir, CacheBytes: *cacheMB << 20, SeedOnly: mode == "seed", Logger: logger, Registerer: metrics.Registerer(),
-		P2P: player.P2P{Disable: *noP2P, ListenAddrs: p2pListen, IdentityFile: *identity, MDNS: *mdns, DHT: *dht,
+		P2P: player.P2P{Disable: *noP2P, ListenAddrs: p2pListen, IdentityFile: *identity, MDNS: *mdns, DHT: *dht, BrowserTransports: *browsers,
 			Upload: transport.UploadPolicy{MaxRate: *maxUp, MaxConcurrent: *maxUploads, ConsumeOnly: *consumeOnly}},
 	}
 	if *eme {

@@ -42,6 +42,10 @@ type Options struct {
 	LicenseTTL, RenewAfter time.Duration
 	// MaxStreamsPerAccount: zero 1000 (the demo's viewers share an account).
 	MaxStreamsPerAccount int
+	// PlaybackSpeed is how fast the viewers play (zero: 1); the license
+	// server's key window lets sessions advance at twice that (at least its
+	// default), so fast-forwarded demos are not throttled by it.
+	PlaybackSpeed float64
 	// Origin wraps the origin's handler (to count or shape traffic). Zero:
 	// a plain file server.
 	Origin func(http.Handler) http.Handler
@@ -158,7 +162,8 @@ func Start(ctx context.Context, o Options) (st *Stack, err error) {
 	}
 	st.server, err = license.New(license.Config{
 		LicenseTTL: o.LicenseTTL, RenewAfter: o.RenewAfter, MaxStreamsPerAccount: o.MaxStreamsPerAccount,
-		Logger: o.Logger, CORSOrigins: []string{"*"},
+		KeyWindow: license.KeyWindow{Speed: max(license.DefaultWindowSpeed, 2*o.PlaybackSpeed)},
+		Logger:    o.Logger, CORSOrigins: []string{"*"},
 		// Many viewers on one machine share an IP and an account.
 		IPRate: rate.Limit(10000), IPBurst: 10000, AccountRate: rate.Limit(10000), AccountBurst: 10000,
 	}, license.Deps{Keys: st.reader, Tokens: st.verify, Signer: lsk.Signer(), State: st.state, ManifestKeys: st.ManifestKeys,

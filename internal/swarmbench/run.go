@@ -86,7 +86,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	var egress atomic.Int64
 	st, err := stack.Start(ctx, stack.Options{
 		Dir: dir, Inputs: o.Inputs, ContentID: "bench", SegmentDuration: o.SegmentDuration, CryptoPeriod: o.CryptoPeriod,
-		Logger: o.Logger, Origin: func(h http.Handler) http.Handler { return CountingHandler(h, &egress) },
+		Logger: o.Logger, PlaybackSpeed: o.Speed, Origin: func(h http.Handler) http.Handler { return CountingHandler(h, &egress) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)

@@ -28,6 +28,9 @@ type Claims struct {
 	// Audience names the license servers the token is meant for: "aud". A
 	// Verifier accepts a token only if Audience contains its own audience.
 	Audience []string
+	// Issuer names who minted the token: "iss". A Verifier configured with
+	// expected issuers accepts a token only if Issuer is one of them.
+	Issuer string
 	// IssuedAt ("iat"), NotBefore ("nbf") and Expiry ("exp", required)
 	// bound the token's validity. The zero time means absent.
 	IssuedAt, NotBefore, Expiry time.Time
@@ -64,6 +67,7 @@ type wireClaims struct {
 func (c *Claims) toWire() wireClaims {
 	return wireClaims{
 		Claims: jwt.Claims{
+			Issuer:    c.Issuer,
 			Subject:   c.Account,
 			Audience:  jwt.Audience(c.Audience),
 			Expiry:    jwt.NewNumericDate(c.Expiry),
@@ -83,6 +87,7 @@ func (w *wireClaims) toClaims() *Claims {
 		Device:    w.Device,
 		ID:        w.ID,
 		Audience:  []string(w.Audience),
+		Issuer:    w.Issuer,
 		IssuedAt:  numericTime(w.IssuedAt),
 		NotBefore: numericTime(w.NotBefore),
 		Expiry:    numericTime(w.Expiry),

@@ -14,6 +14,9 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
+// DevIssuerName is the "iss" of development tokens (LoadOrCreateDevIssuer).
+const DevIssuerName = "sealmesh-dev"
+
 // LoadOrCreateDevIssuer returns an Ed25519 Issuer whose private key lives in
 // the file at path, as a JWK (JSON, with the private part). If the file does
 // not exist a key is generated and written with mode 0600, atomically (a
@@ -47,7 +50,15 @@ func LoadOrCreateDevIssuer(path string) (*Issuer, error) {
 		// Another process created it first: use theirs, so both agree.
 		return loadDevIssuer(path)
 	}
-	return NewIssuer(priv, kid)
+	return devIssuer(NewIssuer(priv, kid))
+}
+
+func devIssuer(i *Issuer, err error) (*Issuer, error) {
+	if err != nil {
+		return nil, err
+	}
+	i.iss = DevIssuerName
+	return i, nil
 }
 
 func loadDevIssuer(path string) (*Issuer, error) {
@@ -72,7 +83,7 @@ func loadDevIssuer(path string) (*Issuer, error) {
 	if !ok {
 		return nil, fmt.Errorf("token: dev key %s holds %T, want an Ed25519 private key", path, jwk.Key)
 	}
-	return NewIssuer(priv, jwk.KeyID)
+	return devIssuer(NewIssuer(priv, jwk.KeyID))
 }
 
 // writeNewFile writes data to path with mode 0600 unless path already exists.

@@ -29,6 +29,14 @@ var (
 	// ErrAudience: "aud" does not contain the verifier's audience.
 	ErrAudience = errors.New("token: wrong audience")
 
+	// ErrIssuer: the verifier expects given issuers and "iss" is none of
+	// them (or absent).
+	ErrIssuer = errors.New("token: wrong issuer")
+
+	// ErrLifetime: the token is valid for longer than the verifier's
+	// MaxLifetime: "exp" minus "iat", or "exp" minus now, exceeds it.
+	ErrLifetime = errors.New("token: lifetime too long")
+
 	// ErrMissingClaim: one of "sub", "jti", "exp" or "content" is absent or
 	// empty ("aud" is reported as ErrAudience).
 	ErrMissingClaim = errors.New("token: missing required claim")

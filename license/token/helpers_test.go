@@ -30,7 +30,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 var sentinels = []error{
 	token.ErrMalformed, token.ErrSignature, token.ErrAlgorithm, token.ErrExpired,
 	token.ErrNotYetValid, token.ErrAudience, token.ErrMissingClaim, token.ErrUnknownKey,
-	token.ErrClosed,
+	token.ErrClosed, token.ErrIssuer, token.ErrLifetime,
 }
 
 // requireSentinel checks that err wraps want and no other sentinel, and that

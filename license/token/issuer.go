@@ -28,6 +28,7 @@ type Issuer struct {
 	kid    string
 	pub    crypto.PublicKey
 	now    func() time.Time
+	iss    string // "iss" for claims that name none; "" for none
 }
 
 var (
@@ -70,13 +71,17 @@ func NewIssuer(key crypto.Signer, kid string) (*Issuer, error) {
 }
 
 // Issue signs c and returns the compact JWT. It fills IssuedAt with the
-// current time if zero and ID with 128 random bits if empty. It refuses claims
+// current time if zero, ID with 128 random bits if empty, and Issuer with the
+// issuer's default name (DevIssuerName for the development issuer) if empty. It refuses claims
 // that no Verifier would accept: those without Account, Content, Expiry or
 // Audience (errors wrapping ErrMissingClaim), or with an empty Content entry
 // (ErrMalformed).
 func (i *Issuer) Issue(c Claims) (string, error) {
 	if c.IssuedAt.IsZero() {
 		c.IssuedAt = i.now()
+	}
+	if c.Issuer == "" {
+		c.Issuer = i.iss
 	}
 	if c.ID == "" {
 		var b [16]byte

@@ -32,6 +32,9 @@ const MaxLeeway = 60 * time.Second
 const (
 	defaultLeeway         = 30 * time.Second
 	defaultReloadInterval = 5 * time.Second
+	// DefaultMaxLifetime is the longest validity a Verifier accepts by
+	// default (VerifierConfig.MaxLifetime).
+	DefaultMaxLifetime = 24 * time.Hour
 )
 
 // allowedAlgorithms pins the signature algorithms. Letting the token choose its
@@ -54,6 +57,16 @@ type VerifierConfig struct {
 	// Audience is this server's name; a token's "aud" must contain it.
 	// Required.
 	Audience string
+	// Issuers lists the accepted "iss" values. Empty: "iss" is not checked
+	// (any or none is accepted); set it whenever the signing keys are shared
+	// with other token kinds or issuers.
+	Issuers []string
+	// MaxLifetime is the longest a token may be valid: a token whose "exp"
+	// is more than MaxLifetime after its "iat", or after now, is refused
+	// (ErrLifetime), so that a token leaked or minted by mistake with a
+	// far expiry does not work for years. Zero: DefaultMaxLifetime (24h);
+	// negative: no limit.
+	MaxLifetime time.Duration
 	// Leeway is the clock skew allowed on "exp", "nbf" and "iat".
 	// Zero: 30s. More than MaxLeeway (60s) is refused.
 	Leeway time.Duration
@@ -75,6 +88,8 @@ type VerifierConfig struct {
 type Verifier struct {
 	path           string
 	audience       string
+	issuers        []string
+	maxLifetime    time.Duration
 	leeway         time.Duration
 	reloadInterval time.Duration
 	now            func() time.Time
@@ -98,6 +113,8 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	v := &Verifier{
 		path:           cfg.KeySetFile,
 		audience:       cfg.Audience,
+		issuers:        slices.Clone(cfg.Issuers),
+		maxLifetime:    cfg.MaxLifetime,
 		leeway:         cfg.Leeway,
 		reloadInterval: cfg.ReloadInterval,
 		now:            cfg.Now,
@@ -111,6 +128,12 @@ func NewVerifier(cfg VerifierConfig) (*Verifier, error) {
 	// than a minute, so anything larger hides a broken clock.
 	if v.leeway < 0 || v.leeway > MaxLeeway {
 		return nil, fmt.Errorf("token: Leeway %v out of range [0, %v]", cfg.Leeway, MaxLeeway)
+	}
+	if v.maxLifetime == 0 {
+		v.maxLifetime = DefaultMaxLifetime
+	}
+	if slices.Contains(v.issuers, "") {
+		return nil, errors.New("token: VerifierConfig.Issuers has an empty issuer")
 	}
 	if v.reloadInterval == 0 {
 		v.reloadInterval = defaultReloadInterval
@@ -183,6 +206,8 @@ func (v *Verifier) Close() error {
 //   - "sub", "jti", "exp" and a non-empty "content" are present
 //     (ErrMissingClaim), with no empty content entry (ErrMalformed);
 //   - "aud" contains the verifier's audience (ErrAudience);
+//   - "iss" is one of the verifier's issuers, if it has any (ErrIssuer);
+//   - "exp" is at most MaxLifetime after "iat" and after now (ErrLifetime);
 //   - "exp" is not more than the leeway in the past (ErrExpired);
 //   - "nbf" and "iat" are not more than the leeway in the future
 //     (ErrNotYetValid).
@@ -278,6 +303,25 @@ func (v *Verifier) checkClaims(c *Claims, now time.Time) error {
 	// would be accepted here.
 	if !slices.Contains(c.Audience, v.audience) {
 		return fmt.Errorf("%w: want %q", ErrAudience, v.audience)
+	}
+	// Without an issuer check, any party whose key sits in the trusted set
+	// (or a token kind of another service signed with the same key) mints
+	// entitlements here.
+	if len(v.issuers) > 0 && !slices.Contains(v.issuers, c.Issuer) {
+		return fmt.Errorf("%w: %q", ErrIssuer, clip(c.Issuer))
+	}
+	// A bounded lifetime: a token valid for ten years, leaked once, is an
+	// entitlement for ten years (revoking the account is the only cure, and
+	// it cuts off the honest subscriber too). Both the issuer's stated
+	// lifetime (exp - iat) and what remains of it (exp - now) are bounded,
+	// so a token without iat is bounded as well.
+	if v.maxLifetime > 0 {
+		if !c.IssuedAt.IsZero() && c.Expiry.Sub(c.IssuedAt) > v.maxLifetime {
+			return fmt.Errorf("%w: exp - iat is %s, limit %s", ErrLifetime, c.Expiry.Sub(c.IssuedAt).Round(time.Second), v.maxLifetime)
+		}
+		if c.Expiry.Sub(now) > v.maxLifetime+v.leeway {
+			return fmt.Errorf("%w: exp is %s from now, limit %s", ErrLifetime, c.Expiry.Sub(now).Round(time.Second), v.maxLifetime)
+		}
 	}
 	// Leeway absorbs clock skew between the operator's backend and us, and is
 	// capped at MaxLeeway (see NewVerifier). A token is refused once now is

@@ -67,6 +67,13 @@ func TestVerify(t *testing.T) {
 		{"nbf 61s ahead beyond leeway", edSigned(with(map[string]any{"nbf": t0.Add(61 * time.Second).Unix()}, nil)), token.ErrNotYetValid},
 		{"iat in the future", edSigned(with(map[string]any{"iat": t0.Add(5 * time.Minute).Unix()}, nil)), token.ErrNotYetValid},
 
+		// Lifetime: at most 24 h by default, from iat and from now.
+		{"24h from iat", edSigned(with(map[string]any{"exp": t0.Add(-time.Minute + 24*time.Hour).Unix()}, nil)), nil},
+		{"ten years", edSigned(with(map[string]any{"exp": t0.Add(10 * 365 * 24 * time.Hour).Unix()}, nil)), token.ErrLifetime},
+		{"ten years without iat", edSigned(with(map[string]any{"exp": t0.Add(10 * 365 * 24 * time.Hour).Unix()}, []string{"iat"})), token.ErrLifetime},
+		{"25h from an old iat, 1h left", edSigned(with(map[string]any{"iat": t0.Add(-24 * time.Hour).Unix(), "exp": t0.Add(time.Hour).Unix()}, nil)), token.ErrLifetime},
+		{"any iss when none is expected", edSigned(with(map[string]any{"iss": "whoever"}, nil)), nil},
+
 		// Audience and required claims.
 		{"wrong audience", edSigned(with(map[string]any{"aud": "other.test"}, nil)), token.ErrAudience},
 		{"missing aud", edSigned(with(nil, []string{"aud"})), token.ErrAudience},
@@ -159,6 +166,49 @@ func TestVerify(t *testing.T) {
 			requireSentinel(t, err, tt.want, raw)
 		})
 	}
+}
+
+// TestVerifyIssuerAndMaxLifetime: a verifier with expected issuers refuses
+// others and a missing iss; MaxLifetime is configurable and negative turns
+// it off.
+func TestVerifyIssuerAndMaxLifetime(t *testing.T) {
+	k := newTestKeys(t)
+	newV := func(issuers []string, maxLife time.Duration) *token.Verifier {
+		v, err := token.NewVerifier(token.VerifierConfig{Audience: testAudience, Now: newClock(t0).Now, Issuers: issuers, MaxLifetime: maxLife,
+			ExtraKeys: []jose.JSONWebKey{{Key: k.ed.Public(), KeyID: "ed", Algorithm: string(jose.EdDSA)}}})
+		require.NoError(t, err)
+		return v
+	}
+	tok := func(set map[string]any, drop ...string) string {
+		return sign(t, jose.EdDSA, k.ed, "ed", with(set, drop))
+	}
+	v := newV([]string{"https://a.example", "https://b.example"}, 0)
+	for _, tc := range []struct {
+		name string
+		raw  string
+		want error
+	}{
+		{"first issuer", tok(map[string]any{"iss": "https://a.example"}), nil},
+		{"second issuer", tok(map[string]any{"iss": "https://b.example"}), nil},
+		{"other issuer", tok(map[string]any{"iss": "https://evil.example"}), token.ErrIssuer},
+		{"no issuer", tok(nil), token.ErrIssuer},
+	} {
+		_, err := v.Verify(tc.raw)
+		if tc.want == nil {
+			require.NoError(t, err, tc.name)
+		} else {
+			requireSentinel(t, err, tc.want, tc.raw)
+		}
+	}
+	long := tok(map[string]any{"exp": t0.Add(48 * time.Hour).Unix()})
+	_, err := newV(nil, 72*time.Hour).Verify(long)
+	require.NoError(t, err)
+	_, err = newV(nil, time.Hour).Verify(long)
+	requireSentinel(t, err, token.ErrLifetime, long)
+	_, err = newV(nil, -1).Verify(tok(map[string]any{"exp": t0.Add(10 * 365 * 24 * time.Hour).Unix()}))
+	require.NoError(t, err, "negative MaxLifetime: no limit")
+	_, err = token.NewVerifier(token.VerifierConfig{Audience: testAudience, Issuers: []string{""}, ExtraKeys: []jose.JSONWebKey{{Key: k.ed.Public(), KeyID: "ed"}}})
+	require.Error(t, err)
 }
 
 func TestVerifyClaimsRoundTrip(t *testing.T) {

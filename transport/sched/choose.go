@@ -23,6 +23,7 @@ func (p plan) ok() bool { return p.origin || p.peer != "" }
 //     completion among the usable candidates; if none announced the file,
 //     the origin when allowOrigin (Run allows it only when no peer has
 //     anything it needs) or for a fetch that is already someone's need.
+//
 //   - Inside the urgent window: a peer only if 2×expected (from its
 //     measured throughput, or the prior) + origin's expected time fits in ttd (so if
 //     it turns out slow, the hedge at 2×expected still leaves the origin
