@@ -32,6 +32,13 @@ import (
 //	POST /admin/unrevoke  {"kind":...,"value":...}                      → 204
 //	GET  /admin/revocations                                            → [Revocation...] (sorted)
 //	GET  /admin/audit[?since=<RFC 3339>]                               → AuditEntry per line (NDJSON)
+//	GET  /metrics                                                      → Prometheus text format (no token)
+//
+// /metrics needs no token, so that a Prometheus agent on the host can
+// scrape it: the series carry no account, token or key, only counts by
+// route and outcome, sessions and tracker size, and the listener is
+// loopback only. The default admin address is 127.0.0.1:0 (a free port),
+// printed at start-up; give a fixed one with --admin-listen to scrape it.
 //
 // ReadAudit and ReadRevocations (auditread.go) use the last two.
 
@@ -98,6 +105,9 @@ func (s *Server) ServeAdmin(ctx context.Context, ln net.Listener, adminToken str
 	return s.serve(ctx, ln, s.adminHandler(adminToken))
 }
 
+// AdminEndpoints are the paths the admin listener serves.
+var AdminEndpoints = []string{"/admin/revoke", "/admin/unrevoke", "/admin/revocations", "/admin/audit", "/metrics"}
+
 type adminRequest struct {
 	Kind  RevocationKind `json:"kind"`
 	Value string         `json:"value"`
@@ -144,6 +154,10 @@ func (s *Server) adminHandler(adminToken string) http.Handler {
 		return nil
 	}))
 	mux.Handle("/admin/audit", authed("admin_audit", http.MethodGet, s.handleAdminAudit))
+	mux.Handle("/metrics", s.instrument("metrics", s.metrics.handler()))
+	mux.Handle("/", s.wrap("admin_unknown", routeOpts{}, func(http.ResponseWriter, *http.Request, []byte) error {
+		return fail(http.StatusNotFound, CodeNotFound, "no such admin endpoint")
+	}))
 	return mux
 }
 

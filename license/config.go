@@ -20,7 +20,7 @@ import (
 // Defaults for the zero values of Config.
 const (
 	DefaultListen                 = "127.0.0.1:8443"
-	DefaultAdminListen            = "127.0.0.1:8444"
+	DefaultAdminListen            = "127.0.0.1:0" // a free port, printed and written to <state>.admin.json: two servers on one host never collide
 	DefaultLicenseTTL             = 5 * time.Minute
 	DefaultTicketTTL              = 2 * time.Minute
 	DefaultMaxTicketsPerAccount   = 4
@@ -123,6 +123,10 @@ type Config struct {
 	// Logger receives one line per server fault and per issued license or
 	// ticket. It never sees tokens or key material. Default slog.Default().
 	Logger *slog.Logger
+	// AccessLog, when set, receives one Info line per request: method,
+	// path (never the query), status, duration and remote address. Headers,
+	// bodies and so tokens never appear. Default: no access log.
+	AccessLog *slog.Logger
 
 	// Now is the clock. Default time.Now. Tests inject their own.
 	Now func() time.Time

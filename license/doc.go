@@ -27,7 +27,9 @@
 // padding.
 //
 //	GET  /healthz   → 200 {"status":"ok","key_id":"…"}; 503 while draining
-//	GET  /metrics   → Prometheus text format
+//
+// GET /metrics (Prometheus text format) is served only on the loopback
+// admin listener (Server.ServeAdmin), never on this public API.
 //
 // POST /v1/nonce (no token) → a single-use nonce for the next license or renewal:
 //

@@ -49,6 +49,8 @@ type Server struct {
 	tickets *TicketVerifier // this server's own key, for /v1/announce
 	tokens  *tokenCache     // verified tokens; nil when Config.TokenCacheSize < 0
 
+	endpoints []string // the public API's paths, for start-up lines
+
 	mu       sync.Mutex
 	servers  []*http.Server
 	draining atomic.Bool
@@ -105,6 +107,9 @@ func (s *Server) PublicKey() (ed25519.PublicKey, string) {
 
 // Handler returns the HTTP API (see the package documentation).
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Endpoints returns the paths the public API serves, in registration order.
+func (s *Server) Endpoints() []string { return append([]string(nil), s.endpoints...) }
 
 func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
@@ -221,10 +226,15 @@ func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	add := func(path, name string, o routeOpts, h handlerFunc) {
 		mux.Handle(path, s.wrap(name, o, h))
+		if path != "/" {
+			s.endpoints = append(s.endpoints, path)
+		}
 	}
 	add("/healthz", "healthz", routeOpts{method: http.MethodGet}, s.handleHealth)
 	add("/v1/keys", "keys", routeOpts{method: http.MethodGet, cors: true}, s.handleKeys)
-	mux.Handle("/metrics", s.instrument("metrics", s.metrics.handler()))
+	// No /metrics here: the series tell who is busy and how (routes, error
+	// codes, sessions, tracker size), which is for the operator, not the
+	// Internet. It is on the loopback admin listener (ServeAdmin).
 	post := routeOpts{method: http.MethodPost, body: true, cors: true}
 	add("/v1/nonce", "nonce", routeOpts{method: http.MethodPost, cors: true}, s.handleNonce)
 	add("/v1/license", "license", post, s.handleLicense)
@@ -261,9 +271,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// instrument counts requests by route and outcome code and times them, and
-// turns a panic into a 500 JSON error (and a log line) instead of a dropped
-// connection.
+// instrument counts requests by route and outcome code and times them,
+// writes the access log line when Config.AccessLog is set, and turns a panic
+// into a 500 JSON error (and a log line) instead of a dropped connection.
 func (s *Server) instrument(route string, h http.Handler) http.Handler {
 	// The series of the common outcome are resolved once, not per request.
 	okCount := s.metrics.requests.WithLabelValues(route, "ok")
@@ -289,10 +299,32 @@ func (s *Server) instrument(route string, h http.Handler) http.Handler {
 			default:
 				s.metrics.requests.WithLabelValues(route, code).Inc()
 			}
-			latency.Observe(time.Since(start).Seconds())
+			took := time.Since(start)
+			latency.Observe(took.Seconds())
+			if al := s.cfg.AccessLog; al != nil {
+				s.accessLog(al, r, route, sw, took)
+			}
 		}()
 		h.ServeHTTP(sw, r)
 	})
+}
+
+// accessLog writes one line for a request. Only the method, the path (no
+// query), the outcome, the duration and the client address are logged:
+// never a header or a body, where tokens and key requests travel.
+func (s *Server) accessLog(al *slog.Logger, r *http.Request, route string, sw *statusWriter, took time.Duration) {
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", status),
+		slog.Duration("duration", took), slog.String("remote", s.clientIP(r).String()), slog.String("route", route),
+	}
+	if sw.code != "" {
+		attrs = append(attrs, slog.String("code", sw.code))
+	}
+	al.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
 }
 
 func (s *Server) wrap(route string, o routeOpts, h handlerFunc) http.Handler {

@@ -114,7 +114,8 @@ func (s *Session) track(name string) *segment.Rendition {
 
 func (s *Session) serveClear(ctx context.Context, rel string) ([]byte, string, error) {
 	if rel == "master.m3u8" {
-		return []byte(s.clearMaster()), "application/vnd.apple.mpegurl", nil
+		b, err := s.clearMaster()
+		return b, "application/vnd.apple.mpegurl", err
 	}
 	name, file, ok := strings.Cut(rel, "/")
 	r := s.track(name)
@@ -123,7 +124,8 @@ func (s *Session) serveClear(ctx context.Context, rel string) ([]byte, string, e
 	}
 	switch {
 	case file == "index.m3u8":
-		return []byte(clearMedia(r)), "application/vnd.apple.mpegurl", nil
+		b, err := clearMedia(r)
+		return b, "application/vnd.apple.mpegurl", err
 	case strings.HasPrefix(file, "init-") && strings.HasSuffix(file, ".mp4"):
 		p, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(file, "init-"), ".mp4"))
 		if err != nil {
@@ -144,49 +146,45 @@ func (s *Session) serveClear(ctx context.Context, rel string) ([]byte, string, e
 	return nil, "", notFound("no such file %q", rel)
 }
 
-func (s *Session) clearMaster() string {
-	var b strings.Builder
-	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
-	group := ""
-	codecs := []string{}
+func (s *Session) clearMaster() ([]byte, error) {
+	pl := &segment.HLSMultivariant{Version: 7, IndependentSegments: true}
 	if s.audio != nil {
-		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"audio\",DEFAULT=YES,AUTOSELECT=YES,URI=\"audio/index.m3u8\"\n")
-		group = ",AUDIO=\"audio\""
+		pl.Media = append(pl.Media, segment.HLSRendition{Type: "AUDIO", GroupID: "audio", Name: "audio", Default: true, AutoSelect: true, URI: "audio/index.m3u8"})
 	}
 	if s.video == nil {
-		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=%q\naudio/index.m3u8\n", s.audio.Bandwidth, s.audio.Codec)
-		return b.String()
+		pl.Variants = append(pl.Variants, segment.HLSVariant{Bandwidth: s.audio.Bandwidth, Codecs: s.audio.Codec, URI: "audio/index.m3u8"})
+		return pl.Encode()
 	}
-	codecs = append(codecs, s.video.Codec)
-	bw := s.video.Bandwidth
+	v := segment.HLSVariant{Bandwidth: s.video.Bandwidth, Codecs: s.video.Codec, Width: s.video.Width, Height: s.video.Height, URI: "video/index.m3u8"}
 	if s.audio != nil {
-		codecs = append(codecs, s.audio.Codec)
-		bw += s.audio.Bandwidth
+		v.Codecs += "," + s.audio.Codec
+		v.Bandwidth += s.audio.Bandwidth
+		v.Audio = "audio"
 	}
-	fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=%q,RESOLUTION=%dx%d%s\nvideo/index.m3u8\n", bw, strings.Join(codecs, ","), s.video.Width, s.video.Height, group)
-	return b.String()
+	pl.Variants = append(pl.Variants, v)
+	return pl.Encode()
 }
 
 // clearMedia is a media playlist of the clear track: each crypto period's
 // init (identical in the clear, but a new EXT-X-MAP keeps the playlist
 // honest about what changed) then its segments.
-func clearMedia(r *segment.Rendition) string {
-	var b strings.Builder
-	target := 1.0
-	for _, f := range r.Files {
-		target = max(target, f.Duration)
-	}
-	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n", int(target+0.999))
+func clearMedia(r *segment.Rendition) ([]byte, error) {
+	pl := &segment.HLSMedia{Version: 7, MediaSequence: 1, PlaylistType: "VOD", IndependentSegments: true, EndList: true}
+	var durs []float64
+	next := segment.HLSSegment{}
 	for _, f := range r.Files {
 		switch f.Kind {
 		case segment.KindInit:
-			fmt.Fprintf(&b, "#EXT-X-MAP:URI=\"init-%d.mp4\"\n", f.Period)
+			next.Map = "init-" + strconv.Itoa(f.Period) + ".mp4"
 		case segment.KindMedia:
-			fmt.Fprintf(&b, "#EXTINF:%.5f,\n%d.m4s\n", f.Duration, f.Index)
+			next.Duration, next.URI = f.Duration, strconv.Itoa(f.Index)+".m4s"
+			pl.Segments = append(pl.Segments, next)
+			durs = append(durs, f.Duration)
+			next = segment.HLSSegment{}
 		}
 	}
-	b.WriteString("#EXT-X-ENDLIST\n")
-	return b.String()
+	pl.TargetDuration = segment.TargetFor(durs)
+	return pl.Encode()
 }
 
 // decryptor returns the decryptor of rendition r's crypto period p.

@@ -17,6 +17,12 @@
 //   - [Decryptor] turns an init segment and media segments back into clear
 //     CMAF in memory, for the player SDK.
 //
+// Every HLS playlist sealmesh reads or writes goes through [ParseHLS] and
+// [HLSMultivariant.Encode] / [HLSMedia.Encode]; DASH MPDs are written and
+// read with github.com/Eyevinn/dash-mpd. The MPD carries the mp4protection
+// (default_KID) and DASH-IF Clear Key (dashif:Laurl) descriptors; the W3C
+// common PSSH is in the init segments only, where dash.js 5 can use it.
+//
 // # Output layout
 //
 //	<out>/master.m3u8        HLS multivariant playlist
@@ -72,6 +78,6 @@
 // # Compatibility
 //
 // Manifest version 1 is read and written; a later version will keep reading
-// version 1. Output is checked against ffmpeg, shaka-packager and Shaka
-// Player in Chromium by ./scripts/test.
+// version 1. Output is checked against ffmpeg, shaka-packager, Shaka Player,
+// hls.js and dash.js 4 and 5 in Chromium by ./scripts/test.
 package segment

@@ -60,34 +60,31 @@ func Import(ctx context.Context, cfg ImportConfig) (*Manifest, error) {
 		}
 		return filepath.ToSlash(r), nil
 	}
-	lines, err := readLines(cfg.Playlist, maxLadderPlaylist)
+	mv, md, err := readHLS(cfg.Playlist, maxLadderPlaylist)
 	if err != nil {
 		return nil, err
 	}
 	playlists := []string{cfg.Playlist}
 	var media []string
-	isMedia := false
-	for i, line := range lines {
-		var uri string
-		switch {
-		case strings.HasPrefix(line, "#EXTINF"), strings.HasPrefix(line, "#EXT-X-MAP"):
-			isMedia = true
-		case strings.HasPrefix(line, "#EXT-X-MEDIA:"):
-			uri = hlsAttrs(line)["URI"]
-		case strings.HasPrefix(line, "#EXT-X-STREAM-INF") && i+1 < len(lines):
-			uri = lines[i+1]
+	if md != nil {
+		media = []string{cfg.Playlist}
+	} else {
+		var uris []string
+		for _, r := range mv.Media {
+			if r.URI != "" {
+				uris = append(uris, r.URI)
+			}
 		}
-		if uri != "" {
+		for _, v := range mv.Variants {
+			uris = append(uris, v.URI)
+		}
+		for _, uri := range uris {
 			p, err := localRef(cfg.Playlist, uri)
 			if err != nil {
 				return nil, err
 			}
 			media = append(media, p)
 		}
-	}
-	if isMedia {
-		media = []string{cfg.Playlist}
-	} else {
 		playlists = append(playlists, media...)
 	}
 	for _, mp := range media {
@@ -143,7 +140,10 @@ func Import(ctx context.Context, cfg ImportConfig) (*Manifest, error) {
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func importRendition(mp string, period map[[16]byte]int, rel func(string) (string, error), m *Manifest) (Rendition, error) {
-	lines, err := readLines(mp, maxLadderPlaylist)
+	_, md, err := readHLS(mp, maxLadderPlaylist)
+	if err == nil && md == nil {
+		err = fmt.Errorf("%w: %s is not a media playlist", ErrUnsupportedInput, mp)
+	}
 	if err != nil {
 		return Rendition{}, err
 	}
@@ -152,10 +152,9 @@ func importRendition(mp string, period map[[16]byte]int, rel func(string) (strin
 	var trex *mp4.TrexBox
 	cur := -1
 	index := 0
-	for i, line := range lines {
-		switch {
-		case strings.HasPrefix(line, "#EXT-X-MAP"):
-			ip, err := localRef(mp, hlsAttrs(line)["URI"])
+	for _, seg := range md.Segments {
+		if seg.Map != "" {
+			ip, err := localRef(mp, seg.Map)
 			if err != nil {
 				return r, err
 			}
@@ -165,6 +164,9 @@ func importRendition(mp string, period map[[16]byte]int, rel func(string) (strin
 			}
 			if f.Init == nil || len(f.Init.Moov.Traks) != 1 {
 				return r, fmt.Errorf("%w: %s is not a single-track init segment", ErrUnsupportedInput, ip)
+			}
+			if f.Init.Moov.Mvex == nil {
+				return r, fmt.Errorf("%w: %s is not a fragmented-MP4 init segment (no mvex)", ErrUnsupportedInput, ip)
 			}
 			trex = f.Init.Moov.Mvex.Trex
 			data, _ := os.ReadFile(ip)
@@ -204,58 +206,57 @@ func importRendition(mp string, period map[[16]byte]int, rel func(string) (strin
 			fe := fileEntry(rp, KindInit, data)
 			fe.Period = cur
 			r.Files = append(r.Files, fe)
-		case strings.HasPrefix(line, "#EXTINF") && i+1 < len(lines):
-			if cur < 0 {
-				return r, fmt.Errorf("%w: %s: a segment before any EXT-X-MAP", ErrUnsupportedInput, mp)
-			}
-			sp, err := localRef(mp, lines[i+1])
-			if err != nil {
-				return r, err
-			}
-			f, err := decodeFileLimited(sp, maxLadderSegment)
-			if err != nil {
-				return r, err
-			}
-			var first, end uint64
-			n := 0
-			for _, seg := range f.Segments {
-				for _, frag := range seg.Fragments {
-					fs, err := frag.GetFullSamples(trex)
-					if err != nil {
-						return r, fmt.Errorf("%w: %s: %v", ErrUnsupportedInput, sp, err)
+		}
+		if cur < 0 {
+			return r, fmt.Errorf("%w: %s: a segment before any EXT-X-MAP", ErrUnsupportedInput, mp)
+		}
+		sp, err := localRef(mp, seg.URI)
+		if err != nil {
+			return r, err
+		}
+		f, err := decodeFileLimited(sp, maxLadderSegment)
+		if err != nil {
+			return r, err
+		}
+		var first, end uint64
+		n := 0
+		for _, ms := range f.Segments {
+			for _, frag := range ms.Fragments {
+				fs, err := frag.GetFullSamples(trex)
+				if err != nil {
+					return r, fmt.Errorf("%w: %s: %v", ErrUnsupportedInput, sp, err)
+				}
+				for _, s := range fs {
+					if n == 0 {
+						first = s.DecodeTime
 					}
-					for _, s := range fs {
-						if n == 0 {
-							first = s.DecodeTime
-						}
-						end = s.DecodeTime + uint64(s.Dur)
-						n++
-					}
+					end = s.DecodeTime + uint64(s.Dur)
+					n++
 				}
 			}
-			if n == 0 {
-				return r, fmt.Errorf("%w: %s holds no samples", ErrUnsupportedInput, sp)
-			}
-			data, _ := os.ReadFile(sp)
-			rp, err := rel(sp)
-			if err != nil {
-				return r, err
-			}
-			index++
-			fe := fileEntry(rp, KindMedia, data)
-			fe.Index, fe.Period = index, cur
-			fe.Start = float64(first) / float64(r.Timescale)
-			fe.Duration = float64(end-first) / float64(r.Timescale)
-			r.Files = append(r.Files, fe)
-			if p := &m.Periods[cur]; p.Start < 0 || fe.Start < p.Start {
-				p.Start = fe.Start
-			}
-			if e := fe.Start + fe.Duration; e > m.Duration {
-				m.Duration = e
-			}
-			if bw := int(float64(fe.Size*8) / max(fe.Duration, 0.001)); bw > r.Bandwidth {
-				r.Bandwidth = bw
-			}
+		}
+		if n == 0 {
+			return r, fmt.Errorf("%w: %s holds no samples", ErrUnsupportedInput, sp)
+		}
+		data, _ := os.ReadFile(sp)
+		rp, err := rel(sp)
+		if err != nil {
+			return r, err
+		}
+		index++
+		fe := fileEntry(rp, KindMedia, data)
+		fe.Index, fe.Period = index, cur
+		fe.Start = float64(first) / float64(r.Timescale)
+		fe.Duration = float64(end-first) / float64(r.Timescale)
+		r.Files = append(r.Files, fe)
+		if p := &m.Periods[cur]; p.Start < 0 || fe.Start < p.Start {
+			p.Start = fe.Start
+		}
+		if e := fe.Start + fe.Duration; e > m.Duration {
+			m.Duration = e
+		}
+		if bw := int(float64(fe.Size*8) / max(fe.Duration, 0.001)); bw > r.Bandwidth {
+			r.Bandwidth = bw
 		}
 	}
 	if index == 0 {

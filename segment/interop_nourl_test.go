@@ -14,7 +14,7 @@ import (
 )
 
 // TestPlayersWithoutLicenseURL: output packed with no license URL (pack
-// --no-license-url) plays in Shaka Player (DASH) and hls.js (HLS, whose
+// --no-license-url) plays in Shaka Player and dash.js 5 and 4 (DASH) and hls.js (HLS, whose
 // EXT-X-KEY URI is then a data: URI of the KID) when the app configures the
 // Clear Key server, across the key rotation at 4 s (the pages play to 5 s).
 func TestPlayersWithoutLicenseURL(t *testing.T) {
@@ -23,8 +23,9 @@ func TestPlayersWithoutLicenseURL(t *testing.T) {
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	mux.Handle(interop.ShakaPlayerJSPath, assets)
-	mux.Handle(interop.HlsJSPath, assets)
+	for _, path := range []string{interop.ShakaPlayerJSPath, interop.HlsJSPath, interop.DashJS5Path, interop.DashJS4Path} {
+		mux.Handle(path, assets)
+	}
 
 	p := packClip(t, segment.SchemeCBCS, 4*time.Second)
 	require.Len(t, p.m.Periods, 3)
@@ -37,7 +38,9 @@ func TestPlayersWithoutLicenseURL(t *testing.T) {
 	mux.Handle("/license", interop.ClearKeyHandler(keys))
 	mux.Handle("/shaka", interop.ServeHTML(interop.ShakaPlayerPage(srv.URL+"/media/manifest.mpd", lic)))
 	mux.Handle("/hlsjs", interop.ServeHTML(interop.HlsJsPage(srv.URL+"/media/master.m3u8", lic)))
-	for _, page := range []string{"shaka", "hlsjs"} {
+	mux.Handle("/dashjs5", interop.ServeHTML(interop.PlayerPage(interop.PageConfig{Player: interop.DashJS5Player, SourceURL: srv.URL + "/media/manifest.mpd", LicenseURL: lic})))
+	mux.Handle("/dashjs4", interop.ServeHTML(interop.PlayerPage(interop.PageConfig{Player: interop.DashJS4Player, SourceURL: srv.URL + "/media/manifest.mpd", LicenseURL: lic})))
+	for _, page := range []string{"shaka", "hlsjs", "dashjs5", "dashjs4"} {
 		t.Run(page, func(t *testing.T) {
 			res := interop.PlayInChromium(t, srv.URL+"/"+page, 45*time.Second)
 			if res.Error != "" || res.CurrentTime < 5 || res.DecodedFrames < 100 {

@@ -110,15 +110,17 @@ func TestShakaPackagerDecrypts(t *testing.T) {
 
 // TestShakaPlayerPlaysInChromium plays our DASH output in Shaka Player with
 // keys from a W3C Clear Key endpoint: both schemes, with and without key
-// rotation; and the cbcs HLS output in hls.js. Without the key it must fail.
+// rotation; the cbcs HLS output in hls.js; the cenc MPD in dash.js 5 and 4.
+// Without the key it must fail.
 func TestShakaPlayerPlaysInChromium(t *testing.T) {
 	interop.Chromium(t)
 	assets := interop.PlayerAssets(t)
 	mux := http.NewServeMux()
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	mux.Handle(interop.ShakaPlayerJSPath, assets)
-	mux.Handle(interop.HlsJSPath, assets)
+	for _, path := range []string{interop.ShakaPlayerJSPath, interop.HlsJSPath, interop.DashJS5Path, interop.DashJS4Path} {
+		mux.Handle(path, assets)
+	}
 	type variant struct {
 		name   string
 		scheme segment.Scheme
@@ -158,6 +160,20 @@ func TestShakaPlayerPlaysInChromium(t *testing.T) {
 				if res.Error != "" || res.CurrentTime < 5 || res.DecodedFrames < 100 {
 					t.Fatalf("hls.js playback failed: currentTime %.2f, %d frames, error %q\nlogs:\n%s",
 						res.CurrentTime, res.DecodedFrames, res.Error, strings.Join(res.Logs, "\n"))
+				}
+			}
+			if v.scheme == segment.SchemeCENC {
+				// dash.js 5 and 4 play the cenc MPD, across the Period (key)
+				// change of a rotation too; cmd/sealmesh's license-server test
+				// plays the cbcs output with them.
+				for _, player := range []interop.Player{interop.DashJS5Player, interop.DashJS4Player} {
+					path := base + "dashjs" + string(player[len(player)-1])
+					mux.Handle(path, interop.ServeHTML(interop.PlayerPage(interop.PageConfig{Player: player, SourceURL: srv.URL + base + "media/manifest.mpd", LicenseURL: lic})))
+					res := interop.PlayInChromium(t, srv.URL+path, 45*time.Second)
+					if res.Error != "" || res.CurrentTime < 5 || res.DecodedFrames < 100 {
+						t.Fatalf("%s playback failed: currentTime %.2f, %d frames, error %q\nlogs:\n%s",
+							player, res.CurrentTime, res.DecodedFrames, res.Error, strings.Join(res.Logs, "\n"))
+					}
 				}
 			}
 			if v.name == "cbcs" {

@@ -1,12 +1,10 @@
 package segment
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/Eyevinn/mp4ff/mp4"
@@ -33,46 +31,24 @@ type sampleLoc struct {
 	file, pos int
 }
 
-var attrRe = regexp.MustCompile(`([A-Z0-9-]+)=("[^"]*"|[^,]*)`)
-
-func hlsAttrs(line string) map[string]string {
-	out := map[string]string{}
-	if i := strings.IndexByte(line, ':'); i >= 0 {
-		line = line[i+1:]
-	}
-	for _, m := range attrRe.FindAllStringSubmatch(line, -1) {
-		out[m[1]] = strings.Trim(m[2], `"`)
-	}
-	return out
-}
-
-func readLines(path string, limit int64) ([]string, error) {
+// readHLS reads a local playlist of at most limit bytes through [ParseHLS].
+func readHLS(path string, limit int64) (*HLSMultivariant, *HLSMedia, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("open input: %w", err)
+		return nil, nil, fmt.Errorf("open input: %w", err)
 	}
 	if st.Size() > limit {
-		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrUnsupportedInput, path, limit)
+		return nil, nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrUnsupportedInput, path, limit)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("open input: %w", err)
+		return nil, nil, fmt.Errorf("open input: %w", err)
 	}
-	var lines []string
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" {
-			lines = append(lines, l)
-		}
+	mv, md, err := ParseHLS(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrUnsupportedInput, path, err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnsupportedInput, path, err)
-	}
-	if len(lines) == 0 || lines[0] != "#EXTM3U" {
-		return nil, fmt.Errorf("%w: %s is not an HLS playlist (no #EXTM3U)", ErrUnsupportedInput, path)
-	}
-	return lines, nil
+	return mv, md, nil
 }
 
 // localRef resolves a playlist URI against the playlist's folder. Only plain
@@ -91,46 +67,48 @@ func localRef(base, uri string) (string, error) {
 }
 
 func openHLSLadder(path string) (sampleSource, []*track, error) {
-	lines, err := readLines(path, maxLadderPlaylist)
+	mv, md, err := readHLS(path, maxLadderPlaylist)
 	if err != nil {
 		return nil, nil, err
 	}
 	l := &hlsLadder{segFiles: map[*track][]string{}, trex: map[*track]*mp4.TrexBox{}, loc: map[*track][]sampleLoc{}}
+	if md != nil {
+		t, err := l.openMedia(path, md)
+		if err != nil {
+			return nil, nil, err
+		}
+		return l, []*track{t}, nil
+	}
 	var mediaPaths []string
-	isMedia := false
-	for i, line := range lines {
-		switch {
-		case strings.HasPrefix(line, "#EXTINF"), strings.HasPrefix(line, "#EXT-X-MAP"):
-			isMedia = true
-		case strings.HasPrefix(line, "#EXT-X-MEDIA:"):
-			a := hlsAttrs(line)
-			if a["TYPE"] == "AUDIO" && a["URI"] != "" {
-				p, err := localRef(path, a["URI"])
-				if err != nil {
-					return nil, nil, err
-				}
-				mediaPaths = append(mediaPaths, p)
-			}
-		case strings.HasPrefix(line, "#EXT-X-STREAM-INF"):
-			if i+1 >= len(lines) || strings.HasPrefix(lines[i+1], "#") {
-				return nil, nil, fmt.Errorf("%w: %s: EXT-X-STREAM-INF without a URI line", ErrUnsupportedInput, path)
-			}
-			p, err := localRef(path, lines[i+1])
+	for _, m := range mv.Media {
+		if m.Type == "AUDIO" && m.URI != "" {
+			p, err := localRef(path, m.URI)
 			if err != nil {
 				return nil, nil, err
 			}
 			mediaPaths = append(mediaPaths, p)
 		}
 	}
-	if isMedia {
-		mediaPaths = []string{path}
+	for _, v := range mv.Variants {
+		p, err := localRef(path, v.URI)
+		if err != nil {
+			return nil, nil, err
+		}
+		mediaPaths = append(mediaPaths, p)
 	}
 	if len(mediaPaths) == 0 {
 		return nil, nil, fmt.Errorf("%w: %s lists no media playlists", ErrUnsupportedInput, path)
 	}
 	var tracks []*track
 	for _, mp := range mediaPaths {
-		t, err := l.openMedia(mp)
+		_, md, err := readHLS(mp, maxLadderPlaylist)
+		if err == nil && md == nil {
+			err = fmt.Errorf("%w: %s is not a media playlist", ErrUnsupportedInput, mp)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		t, err := l.openMedia(mp, md)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -139,36 +117,27 @@ func openHLSLadder(path string) (sampleSource, []*track, error) {
 	return l, tracks, nil
 }
 
-func (l *hlsLadder) openMedia(path string) (*track, error) {
-	lines, err := readLines(path, maxLadderPlaylist)
-	if err != nil {
-		return nil, err
-	}
+func (l *hlsLadder) openMedia(path string, md *HLSMedia) (*track, error) {
 	var initPath string
 	var segs []string
-	for i, line := range lines {
-		switch {
-		case strings.HasPrefix(line, "#EXT-X-MAP"):
+	for _, s := range md.Segments {
+		if s.Map != "" {
 			if initPath != "" {
 				return nil, fmt.Errorf("%w: %s has more than one EXT-X-MAP", ErrUnsupportedInput, path)
 			}
-			if initPath, err = localRef(path, hlsAttrs(line)["URI"]); err != nil {
+			var err error
+			if initPath, err = localRef(path, s.Map); err != nil {
 				return nil, err
 			}
-		case strings.HasPrefix(line, "#EXT-X-KEY"):
-			if hlsAttrs(line)["METHOD"] != "NONE" {
-				return nil, fmt.Errorf("%w: %s is already encrypted; use --import to register its keys instead", ErrUnsupportedInput, path)
-			}
-		case strings.HasPrefix(line, "#EXTINF"):
-			if i+1 >= len(lines) || strings.HasPrefix(lines[i+1], "#") {
-				return nil, fmt.Errorf("%w: %s: EXTINF without a URI line", ErrUnsupportedInput, path)
-			}
-			p, err := localRef(path, lines[i+1])
-			if err != nil {
-				return nil, err
-			}
-			segs = append(segs, p)
 		}
+		if s.Key != nil && s.Key.Method != "NONE" {
+			return nil, fmt.Errorf("%w: %s is already encrypted; use --import to register its keys instead", ErrUnsupportedInput, path)
+		}
+		p, err := localRef(path, s.URI)
+		if err != nil {
+			return nil, err
+		}
+		segs = append(segs, p)
 	}
 	if initPath == "" {
 		return nil, fmt.Errorf("%w: %s has no EXT-X-MAP: only fMP4/CMAF ladders are supported (not MPEG-TS)", ErrUnsupportedInput, path)

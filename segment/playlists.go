@@ -4,12 +4,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"html"
-	"math"
 	"path/filepath"
 	"strings"
-
-	"github.com/Eyevinn/mp4ff/mp4"
 )
 
 // Playlist file names at the top of a packaged folder.
@@ -21,26 +17,38 @@ const (
 
 func writePlaylists(dir string, cfg *Config, m *Manifest, res []trackResult) ([]File, error) {
 	var files []File
-	add := func(rel, body string) error {
-		if err := writeFile(filepath.Join(dir, filepath.FromSlash(rel)), []byte(body)); err != nil {
+	add := func(rel string, body []byte) error {
+		if err := writeFile(filepath.Join(dir, filepath.FromSlash(rel)), body); err != nil {
 			return err
 		}
-		files = append(files, fileEntry(rel, KindPlaylist, []byte(body)))
+		files = append(files, fileEntry(rel, KindPlaylist, body))
 		return nil
 	}
-	for i, r := range m.Renditions {
-		if err := add(r.ID+"/"+mediaPlaylist, hlsMedia(cfg, m, r, res[i])); err != nil {
+	for _, r := range m.Renditions {
+		body, err := hlsMedia(cfg, m, r).Encode()
+		if err != nil {
+			return nil, fmt.Errorf("HLS playlist of %s: %w", r.ID, err)
+		}
+		if err := add(r.ID+"/"+mediaPlaylist, body); err != nil {
 			return nil, err
 		}
 	}
-	if err := add(HLSMaster, hlsMaster(m, res)); err != nil {
+	master, err := hlsMaster(m, res).Encode()
+	if err != nil {
+		return nil, fmt.Errorf("HLS multivariant playlist: %w", err)
+	}
+	if err := add(HLSMaster, master); err != nil {
 		return nil, err
 	}
-	mpd, err := dashMPD(cfg, m)
+	rates, err := audioRates(dir, m)
 	if err != nil {
 		return nil, err
 	}
-	if err := add(DASHManifest, mpd); err != nil {
+	mpd, err := dashMPD(cfg, m, rates)
+	if err != nil {
+		return nil, err
+	}
+	if err := add(DASHManifest, []byte(mpd)); err != nil {
 		return nil, err
 	}
 	return files, nil
@@ -53,13 +61,10 @@ func hlsMethod(s Scheme) string {
 	return "SAMPLE-AES"
 }
 
-func hlsMedia(cfg *Config, m *Manifest, r Rendition, res trackResult) string {
-	var b strings.Builder
-	target := 0.0
-	for _, f := range r.Files {
-		target = math.Max(target, f.Duration)
-	}
-	fmt.Fprintf(&b, "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n", int(math.Ceil(target-1e-3)))
+func hlsMedia(cfg *Config, m *Manifest, r Rendition) *HLSMedia {
+	pl := &HLSMedia{Version: 7, MediaSequence: 1, PlaylistType: "VOD", IndependentSegments: true, EndList: true}
+	var durs []float64
+	var next HLSSegment
 	for _, f := range r.Files {
 		switch f.Kind {
 		case KindInit:
@@ -69,19 +74,22 @@ func hlsMedia(cfg *Config, m *Manifest, r Rendition, res trackResult) string {
 			// players such as hls.js map one key URI to one KID and would
 			// stall at a rotation if every period shared the license URL.
 			kid := m.Periods[f.Period].KID
-			fmt.Fprintf(&b, "#EXT-X-KEY:METHOD=%s,URI=%q,KEYID=0x%s,KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\"\n", hlsMethod(m.Scheme), keyURI(cfg.LicenseURL, kid), kid)
-			fmt.Fprintf(&b, "#EXT-X-MAP:URI=%q\n", strings.TrimPrefix(f.Path, r.ID+"/"))
+			next.Key = &HLSKey{Method: hlsMethod(m.Scheme), URI: keyURI(cfg.LicenseURL, kid), KeyID: "0x" + kid,
+				KeyFormat: "org.w3.clearkey", KeyFormatVersions: "1"}
+			next.Map = strings.TrimPrefix(f.Path, r.ID+"/")
 		case KindMedia:
-			fmt.Fprintf(&b, "#EXTINF:%.5f,\n%s\n", f.Duration, strings.TrimPrefix(f.Path, r.ID+"/"))
+			next.Duration, next.URI = f.Duration, strings.TrimPrefix(f.Path, r.ID+"/")
+			pl.Segments = append(pl.Segments, next)
+			durs = append(durs, f.Duration)
+			next = HLSSegment{}
 		}
 	}
-	b.WriteString("#EXT-X-ENDLIST\n")
-	return b.String()
+	pl.TargetDuration = TargetFor(durs)
+	return pl
 }
 
-func hlsMaster(m *Manifest, res []trackResult) string {
-	var b strings.Builder
-	b.WriteString("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n")
+func hlsMaster(m *Manifest, res []trackResult) *HLSMultivariant {
+	pl := &HLSMultivariant{Version: 7, IndependentSegments: true}
 	var audio []int
 	for i, r := range m.Renditions {
 		if r.Type == "audio" {
@@ -95,142 +103,44 @@ func hlsMaster(m *Manifest, res []trackResult) string {
 		if lang == "" {
 			lang = "und"
 		}
-		def := "NO"
 		if n == 0 {
-			def = "YES"
 			audioBW, audioAvg, audioCodec = r.Bandwidth, res[i].avgBW, r.Codec
 		}
-		fmt.Fprintf(&b, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=%q,LANGUAGE=%q,DEFAULT=%s,AUTOSELECT=YES,URI=%q\n", lang, lang, def, r.ID+"/"+mediaPlaylist)
+		pl.Media = append(pl.Media, HLSRendition{Type: "AUDIO", GroupID: "audio", Name: lang, Language: lang,
+			Default: n == 0, AutoSelect: true, URI: r.ID + "/" + mediaPlaylist})
 	}
 	for i, r := range m.Renditions {
 		if r.Type != "video" {
 			continue
 		}
-		codecs := r.Codec
-		group := ""
+		v := HLSVariant{Bandwidth: r.Bandwidth + audioBW, AverageBandwidth: res[i].avgBW + audioAvg, Codecs: r.Codec,
+			Width: r.Width, Height: r.Height, URI: r.ID + "/" + mediaPlaylist}
 		if audioCodec != "" {
-			codecs += "," + audioCodec
-			group = ",AUDIO=\"audio\""
+			v.Codecs += "," + audioCodec
+			v.Audio = "audio"
 		}
-		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,AVERAGE-BANDWIDTH=%d,CODECS=%q,RESOLUTION=%dx%d%s\n%s\n",
-			r.Bandwidth+audioBW, res[i].avgBW+audioAvg, codecs, r.Width, r.Height, group, r.ID+"/"+mediaPlaylist)
+		pl.Variants = append(pl.Variants, v)
 	}
 	if len(audio) == len(m.Renditions) { // audio only
 		r := m.Renditions[audio[0]]
-		fmt.Fprintf(&b, "#EXT-X-STREAM-INF:BANDWIDTH=%d,CODECS=%q\n%s\n", r.Bandwidth, r.Codec, r.ID+"/"+mediaPlaylist)
+		pl.Variants = append(pl.Variants, HLSVariant{Bandwidth: r.Bandwidth, Codecs: r.Codec, URI: r.ID + "/" + mediaPlaylist})
 	}
-	return b.String()
+	return pl
 }
 
 func kidUUID(h string) string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
 
-func isoDur(sec float64) string { return fmt.Sprintf("PT%.3fS", sec) }
-
-// dashMPD writes a static MPD with one Period per crypto period, so each
-// period's init (with its own default KID) and key are announced where they
-// apply; Shaka Player switches keys at the period boundary.
-func dashMPD(cfg *Config, m *Manifest) (string, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>
-<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" xmlns:cenc="urn:mpeg:cenc:2013" xmlns:dashif="https://dashif.org/CPS" profiles="urn:mpeg:dash:profile:isoff-live:2011" type="static" mediaPresentationDuration="%s" minBufferTime="PT2S">
-`, isoDur(m.Duration))
-	for p, per := range m.Periods {
-		end := m.Duration
-		if p+1 < len(m.Periods) {
-			end = m.Periods[p+1].Start
-		}
-		fmt.Fprintf(&b, "  <Period id=\"p%d\" start=\"%s\" duration=\"%s\">\n", p, isoDur(per.Start), isoDur(end-per.Start))
-		pssh, err := mp4.NewPsshBox(CommonSystemID, []string{per.KID}, nil)
-		if err != nil {
-			return "", err
-		}
-		psshBytes, err := encodeBox(pssh)
-		if err != nil {
-			return "", err
-		}
-		for _, kind := range []string{"video", "audio"} {
-			var reps []Rendition
-			for _, r := range m.Renditions {
-				if r.Type == kind {
-					reps = append(reps, r)
-				}
-			}
-			if len(reps) == 0 {
-				continue
-			}
-			mime := kind + "/mp4"
-			fmt.Fprintf(&b, "    <AdaptationSet contentType=%q mimeType=%q segmentAlignment=\"true\" startWithSAP=\"1\"", kind, mime)
-			if kind == "audio" && reps[0].Language != "" {
-				fmt.Fprintf(&b, " lang=%q", reps[0].Language)
-			}
-			b.WriteString(">\n")
-			fmt.Fprintf(&b, "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=%q cenc:default_KID=%q/>\n", string(m.Scheme), kidUUID(per.KID))
-			if cfg.LicenseURL == "" { // no URL given: players bring their own
-				b.WriteString("      <ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\"/>\n")
-			} else {
-				fmt.Fprintf(&b, "      <ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\">\n        <dashif:Laurl>%s</dashif:Laurl>\n      </ContentProtection>\n", html.EscapeString(cfg.LicenseURL))
-			}
-			fmt.Fprintf(&b, "      <ContentProtection schemeIdUri=\"urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b\">\n        <cenc:pssh>%s</cenc:pssh>\n      </ContentProtection>\n", base64.StdEncoding.EncodeToString(psshBytes))
-			for _, r := range reps {
-				writeRepresentation(&b, r, p)
-			}
-			b.WriteString("    </AdaptationSet>\n")
-		}
-		b.WriteString("  </Period>\n")
-	}
-	b.WriteString("</MPD>\n")
-	return b.String(), nil
-}
-
-func writeRepresentation(b *strings.Builder, r Rendition, period int) {
-	var init string
-	var media []File
-	for _, f := range r.Files {
-		if f.Period != period {
-			continue
-		}
-		if f.Kind == KindInit {
-			init = f.Path
-		} else if f.Kind == KindMedia {
-			media = append(media, f)
-		}
-	}
-	if init == "" || len(media) == 0 {
-		return
-	}
-	fmt.Fprintf(b, "      <Representation id=%q bandwidth=\"%d\" codecs=%q", r.ID, r.Bandwidth, r.Codec)
-	if r.Type == "video" {
-		fmt.Fprintf(b, " width=\"%d\" height=\"%d\"", r.Width, r.Height)
-	} else {
-		b.WriteString(" audioSamplingRate=\"48000\"")
-	}
-	b.WriteString(">\n")
-	ts := float64(r.Timescale)
-	t0 := uint64(math.Round(media[0].Start * ts))
-	fmt.Fprintf(b, "        <SegmentTemplate timescale=\"%d\" presentationTimeOffset=\"%d\" startNumber=\"%d\" initialization=%q media=%q>\n          <SegmentTimeline>\n",
-		r.Timescale, t0, media[0].Index, init, r.ID+"/$Number$.m4s")
-	for i, f := range media {
-		d := uint64(math.Round(f.Duration * ts))
-		if i == 0 {
-			fmt.Fprintf(b, "            <S t=\"%d\" d=\"%d\"/>\n", t0, d)
-		} else {
-			fmt.Fprintf(b, "            <S d=\"%d\"/>\n", d)
-		}
-	}
-	b.WriteString("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n")
-}
-
 // keyURI is the license URL with the KID as a query parameter, which Clear
 // Key license servers ignore and players use to tell keys apart. Without a
-// license URL it is a data URI of the KID's bytes (EXT-X-KEY needs a URI;
-// hls.js reads a data URI as the KID and takes the license URL from its own
-// configuration).
+// license URL it is a data: URI holding the KID (as shaka-packager writes
+// it), from which hls.js learns the KID; the app then gives the license
+// server in its own configuration.
 func keyURI(license, kid string) string {
 	if license == "" {
-		raw, _ := hex.DecodeString(kid)
-		return "data:text/plain;base64," + base64.StdEncoding.EncodeToString(raw)
+		b, _ := hex.DecodeString(kid)
+		return "data:text/plain;base64," + base64.StdEncoding.EncodeToString(b)
 	}
 	sep := "?"
 	if strings.Contains(license, "?") {

@@ -219,7 +219,7 @@ func TestLockedKeyStore(t *testing.T) {
 
 func TestHelpTeaches(t *testing.T) {
 	dir := t.TempDir()
-	for _, args := range [][]string{{"--help"}, {"pack", "--help"}, {"keys", "--help"}, {"demo", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"pack", "--help"}, {"keys", "--help"}, {"demo", "--help"}, {"version", "--help"}} {
 		r := sealmesh(t, dir, nil, args...)
 		require.Equal(t, 0, r.code, "%v: %s", args, r.stderr)
 		help := r.stdout + r.stderr
@@ -230,10 +230,16 @@ func TestHelpTeaches(t *testing.T) {
 // TestDemoRuns runs the whole demo (pack, license server, origin, a swarm
 // of viewers) faster than real time and checks its JSON summary. Offload is
 // checked loosely: the figure BENCHMARKS.md records comes from a real-time
-// run, and this machine may be busy.
+// run, and this machine may be busy. It runs the built binary in an empty
+// folder outside the repository: the clip is embedded, and the demo leaves
+// nothing behind.
 func TestDemoRuns(t *testing.T) {
-	r := sealmesh(t, repoRoot(t), nil, "demo", "--json", "--peers", "4", "--speed", "4", "--join-every", "300ms")
+	dir := t.TempDir()
+	r := sealmesh(t, dir, nil, "demo", "--json", "--peers", "4", "--speed", "4", "--join-every", "300ms")
 	require.Equal(t, 0, r.code, r.stderr)
+	left, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Empty(t, left, "the demo left files in the working folder")
 	var sum struct {
 		Peers           int     `json:"peers"`
 		Offload         float64 `json:"offload"`

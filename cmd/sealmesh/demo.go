@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sealmesh/sealmesh"
+	"github.com/sealmesh/sealmesh/internal/cli"
 	"github.com/sealmesh/sealmesh/internal/stack"
 	"github.com/sealmesh/sealmesh/internal/swarmbench"
 	"github.com/sealmesh/sealmesh/segment"
@@ -24,7 +25,8 @@ import (
 const demoSynopsis = `Usage: sealmesh demo [flags]
 
 Runs all of sealmesh in one process on 127.0.0.1, with no set-up:
-  1. packs the bundled clip (testdata/clip) with CENC into a temporary folder,
+  1. packs the bundled clip (built into this binary) with CENC into a
+     temporary folder,
   2. starts a license server and a static origin,
   3. starts --peers viewers one after another; each embeds the player SDK
      (license, swarm ticket, libp2p swarm, scheduler, in-memory decryption)
@@ -39,7 +41,7 @@ Examples:
   sealmesh demo --json                 # one JSON object, for scripts
   sealmesh demo --serve                # keep it up and print a URL for ffplay/VLC`
 
-// The demo's --json object is swarmbench.Summary; 'sealmesh bench swarm --json'
+// The demo's --json object is swarmbench.Summary; 'sealmesh-bench swarm --json'
 // carries the same keys.
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -55,32 +57,36 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	asJSON := fs.Bool("json", false, "print only the final summary, as one JSON object")
 	serve := fs.Bool("serve", false, "keep everything running after the summary and print a URL to open")
 	noP2P := fs.Bool("no-p2p", false, "baseline: every viewer plays from the origin only")
-	verbose := fs.Bool("verbose", false, "log what the components do (on stderr)")
+	logFlags := cli.AddLogFlags(fs, "off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *peers < 1 || *peers > 64 {
-		return usageErr("--peers %d: use 1 to 64 (larger swarms: sealmesh bench swarm)", *peers)
+		return usageErr("--peers %d: use 1 to 64 (larger swarms: go run ./cmd/sealmesh-bench swarm)", *peers)
 	}
 	if *speed <= 0 || *speed > 16 {
 		return usageErr("--speed %v: use a value above 0 and up to 16", *speed)
 	}
-	if len(ins) == 0 {
-		clip, err := findClip()
-		if err != nil {
-			return err
+	for _, in := range ins {
+		if _, err := os.Stat(in); err != nil {
+			return usageErr("demo: --in %s: no such file", in)
 		}
-		ins = clip
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if *verbose {
-		logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger, err := logFlags.Logger(stderr)
+	if err != nil {
+		return usageErr("demo: %v", err)
 	}
 	dir, err := os.MkdirTemp("", "sealmesh-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	if len(ins) == 0 {
+		// The clip is embedded in the binary: the demo runs from any folder.
+		if ins, err = sealmesh.WriteClip(filepath.Join(dir, "clip")); err != nil {
+			return err
+		}
+	}
 
 	var egress atomic.Int64
 	st, err := stack.Start(ctx, stack.Options{
@@ -231,7 +237,3 @@ func countLines(s string) int {
 	}
 	return n
 }
-
-// findClip locates testdata/clip from the working folder or any parent, so
-// 'go run ./cmd/sealmesh demo' works from anywhere inside the repository.
-func findClip() ([]string, error) { return swarmbench.FindClip() }

@@ -19,9 +19,10 @@ const keysSynopsis = `Usage: sealmesh keys <init|list|export> [flags]
 
   init    create a new key store: a Tink AES-256-GCM keyset (the KEK) sealed
           under your passphrase (argon2id), and the manifest signing key
-  list    content IDs with their KIDs per crypto period, and the public
-          signing keys that peers and players must trust (--pins: only the
-          'sealmesh peer' flags that pin them)
+  list    content IDs with their KIDs per crypto period, the public signing
+          keys that peers and players must trust, and the exact flags that
+          pin them ('sealmesh peer play|seed'); --pins prints only those
+          flags, --json everything for scripts
   export  print a content's clear keys as JSON; refused without
           --insecure-cleartext (for tests and migration only)
 
@@ -32,11 +33,12 @@ KMS: no key derivation runs, so opening the store costs microseconds instead
 of argon2id's ~0.2 s and 64 MiB. A store made with one opens only with it.`
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprintln(stderr, keysSynopsis)
-		if len(args) == 0 {
-			return usageErr("keys: give a subcommand: init, list or export")
-		}
+		return usageErr("keys: give a subcommand: init, list or export")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, keysSynopsis)
 		return nil
 	}
 	sub, rest := args[0], args[1:]
@@ -122,8 +124,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	default:
-		fmt.Fprintln(stderr, keysSynopsis)
-		return usageErr("keys: unknown subcommand %q", sub)
+		return usageErr("keys: unknown subcommand %q (init, list or export; see 'sealmesh keys --help')", sub)
 	}
 }
 
@@ -141,31 +142,61 @@ func pinFlags(ctx context.Context, ks *keys.FileStore) ([]string, error) {
 	return []string{"--license-key", hex.EncodeToString(lsk.Public()), "--manifest-key", msk.ID() + ":" + hex.EncodeToString(msk.Public())}, nil
 }
 
+// signingKeyInfo is one public signing key in 'keys list --json'.
+type signingKeyInfo struct {
+	ID     string `json:"id"`
+	Public string `json:"public"` // hex
+}
+
+// keyList is 'keys list --json'.
+type keyList struct {
+	// SigningKeys maps "<name> <id>" to the public key in hex (kept for
+	// scripts written against earlier versions).
+	SigningKeys map[string]string `json:"signing_keys"`
+	LicenseKey  signingKeyInfo    `json:"license_key"`
+	ManifestKey signingKeyInfo    `json:"manifest_key"`
+	// PinFlags are the flags that pin both keys, ready to paste after
+	// 'sealmesh peer play|seed'; PinArgs the same, one argument each.
+	PinFlags string         `json:"pin_flags"`
+	PinArgs  []string       `json:"pin_args"`
+	Content  []contentEntry `json:"content"`
+}
+
+type contentEntry struct {
+	Content string   `json:"content"`
+	KIDs    []string `json:"kids"`
+	Created string   `json:"created"`
+}
+
 func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer) error {
 	list, err := ks.ListContent(ctx)
 	if err != nil {
 		return err
 	}
-	type item struct {
-		Content string   `json:"content"`
-		KIDs    []string `json:"kids"`
-		Created string   `json:"created"`
-	}
-	out := struct {
-		SigningKeys map[string]string `json:"signing_keys"`
-		Content     []item            `json:"content"`
-	}{SigningKeys: map[string]string{}}
+	out := keyList{SigningKeys: map[string]string{}}
 	var signing []string
 	for _, name := range []string{keys.SigningKeyManifest, keys.SigningKeyLicense} {
 		sk, err := ks.SigningKey(ctx, name)
 		if err != nil {
 			return err
 		}
-		out.SigningKeys[name+" "+sk.ID()] = hex.EncodeToString(sk.Public())
-		signing = append(signing, fmt.Sprintf("%s signing key %s  public %s", name, sk.ID(), hex.EncodeToString(sk.Public())))
+		info := signingKeyInfo{ID: sk.ID(), Public: hex.EncodeToString(sk.Public())}
+		if name == keys.SigningKeyLicense {
+			out.LicenseKey = info
+		} else {
+			out.ManifestKey = info
+		}
+		out.SigningKeys[name+" "+sk.ID()] = info.Public
+		signing = append(signing, fmt.Sprintf("%s signing key %s  public %s", name, sk.ID(), info.Public))
 	}
+	// The flags of 'sealmesh peer play|seed' that pin both keys, so that
+	// neither is fetched from the license server (issue 12, L2).
+	if out.PinArgs, err = pinFlags(ctx, ks); err != nil {
+		return err
+	}
+	out.PinFlags = strings.Join(out.PinArgs, " ")
 	for _, c := range list {
-		it := item{Content: c.ID, Created: c.Created.UTC().Format("2006-01-02T15:04:05Z")}
+		it := contentEntry{Content: c.ID, Created: c.Created.UTC().Format("2006-01-02T15:04:05Z")}
 		for _, k := range c.KIDs {
 			it.KIDs = append(it.KIDs, k.String())
 		}
@@ -179,11 +210,7 @@ func listKeys(ctx context.Context, ks *keys.FileStore, asJSON bool, w io.Writer)
 	for _, l := range signing {
 		fmt.Fprintln(w, l)
 	}
-	flags, err := pinFlags(ctx, ks)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "pin them in players: sealmesh peer ... %s\n", strings.Join(flags, " "))
+	fmt.Fprintf(w, "pin them in players: sealmesh peer ... %s\n", out.PinFlags)
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONTENT\tPERIODS\tCREATED\tKIDS")

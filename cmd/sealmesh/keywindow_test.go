@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -108,12 +107,12 @@ func TestShakaUnderClearKeyWindow(t *testing.T) {
 // hlsTokenPage is interop.HlsJsPage with the token sent on license requests
 // (licenseXhrSetup), a 10 s target and extra hls.js config.
 func hlsTokenPage(t *testing.T, m3u8URL, licenseURL, token, config string) string {
-	html := interop.HlsJsPage(m3u8URL, licenseURL)
-	js := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	// The page sends the token in licenseXhrSetup (interop.PlayerPage).
+	html := interop.PlayerPage(interop.PageConfig{Player: interop.HlsJSPlayer, SourceURL: m3u8URL, LicenseURL: licenseURL, Token: token})
 	for old, new := range map[string]string{
 		"const TARGET_SECONDS = 5;":     "const TARGET_SECONDS = 10;",
 		"const GIVE_UP_MS = 25 * 1000;": "const GIVE_UP_MS = 40 * 1000;",
-		"    emeEnabled: true,":         "    emeEnabled: true,\n    licenseXhrSetup: (xhr, url) => { xhr.open('POST', url, true); xhr.setRequestHeader('Authorization', 'Bearer ' + " + js(token) + "); },\n" + config,
+		"    emeEnabled: true,":         "    emeEnabled: true,\n" + config,
 	} {
 		require.Contains(t, html, old)
 		html = strings.Replace(html, old, new, 1)

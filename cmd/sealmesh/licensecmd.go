@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/sealmesh/sealmesh/internal/cli"
 	"github.com/sealmesh/sealmesh/keys"
 	"github.com/sealmesh/sealmesh/license"
 	"github.com/sealmesh/sealmesh/license/token"
@@ -39,6 +40,13 @@ loopback admin endpoint (found in <state>.admin.json); when no server holds
 the state file they use the file directly (revocations and audit read-only).
 A server started with --admin-listen off must be stopped first.
 
+The admin endpoint listens on a free loopback port by default (printed at
+start-up, so two servers on one host never collide) and also serves the
+Prometheus /metrics, which the public API does not; give it a fixed address
+(--admin-listen 127.0.0.1:9444) for a scraper on the host. --access-log
+writes one structured line per request (method, path, status, duration,
+client address; never a header, so never a token).
+
 With --content-dir, serve reads the signed manifests (<DIR>/*/sealmesh.json)
 of packaged content, checked against the key store's manifest signing key,
 so that players may ask for keys by playback position; content packed into
@@ -47,6 +55,8 @@ those folders later is found on first request.
 Examples:
   export SEALMESH_KEYSTORE_PASSPHRASE=...
   sealmesh license serve --keystore keys.db --state license.state --dev-tokens
+  sealmesh license serve --keystore keys.db --state license.state --dev-tokens \
+      --admin-listen 127.0.0.1:9444 --access-log - --log-format json
   sealmesh license serve --keystore keys.db --state license.state --dev-tokens \
       --content-dir /srv/media --cors-origin http://localhost:8080
   sealmesh license serve --listen :443 --tls-cert cert.pem --tls-key key.pem \
@@ -71,11 +81,12 @@ Examples:
   sealmesh token issue --account a --content movie-7 --ttl -2m   # already expired: test refusals`
 
 func runLicense(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprintln(stderr, licenseSynopsis)
-		if len(args) == 0 {
-			return usageErr("license: give a subcommand: serve, revoke, unrevoke, revocations or audit")
-		}
+		return usageErr("license: give a subcommand: serve, revoke, unrevoke, revocations or audit")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, licenseSynopsis)
 		return nil
 	}
 	switch sub, rest := args[0], args[1:]; sub {
@@ -88,15 +99,16 @@ func runLicense(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	case "audit":
 		return runAudit(ctx, rest, stdout, stderr)
 	default:
-		fmt.Fprintln(stderr, licenseSynopsis)
-		return usageErr("license: unknown subcommand %q", sub)
+		return usageErr("license: unknown subcommand %q (serve, revoke, unrevoke, revocations or audit; see 'sealmesh license --help')", sub)
 	}
 }
 
 func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("license serve", licenseSynopsis, stderr)
 	listen := fs.String("listen", license.DefaultListen, "`address` to serve the API on")
-	adminListen := fs.String("admin-listen", license.DefaultAdminListen, "loopback `address` of the admin endpoint (revocations); \"off\" disables it")
+	adminListen := fs.String("admin-listen", license.DefaultAdminListen, "loopback `address` of the admin endpoint (revocations, audit, /metrics; port 0: a free one); \"off\" disables it")
+	accessLog := fs.String("access-log", "", "write one line per request to `dest`: - (stderr, as the other logs) or a file (appended); default none")
+	logFlags := cli.AddLogFlags(fs, "info")
 	ksPath := fs.String("keystore", "", "key store `path` (default $SEALMESH_KEYSTORE or "+DefaultKeystore+")")
 	passFile := fs.String("passphrase-file", "", "read the key store passphrase from `file` instead of $"+keys.PassphraseEnv)
 	statePath := fs.String("state", DefaultState, "state file `path` (sessions, used nonces, revocations, audit log)")
@@ -146,7 +158,18 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	if *jwks == "" && !*devTokens {
 		return usageErr("license serve: no token keys: give --jwks FILE (the operator backend's public keys) or --dev-tokens for development")
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger, err := logFlags.Logger(stderr)
+	if err != nil {
+		return usageErr("license serve: %v", err)
+	}
+	var access *slog.Logger
+	if *accessLog != "" {
+		var closeLog func() error
+		if access, closeLog, err = openAccessLog(*accessLog, logFlags, stderr); err != nil {
+			return err
+		}
+		defer closeLog()
+	}
 
 	pass, kopts, err := unlock(*passFile)
 	if err != nil {
@@ -217,7 +240,7 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 
 	kw := license.KeyWindow{Off: *noKeyWindow, Speed: *keySpeed, Period: *keyPeriod, ClearKey: ckWindow}
 	srv, err := license.New(license.Config{Listen: *listen, CORSOrigins: cors, MaxStreamsPerAccount: *maxStreams, LicenseTTL: *licenseTTL,
-		MaxTicketsPerAccount: *maxTickets, TicketTTL: *ticketTTL, KeyWindow: kw, Logger: logger},
+		MaxTicketsPerAccount: *maxTickets, TicketTTL: *ticketTTL, KeyWindow: kw, Logger: logger, AccessLog: access},
 		license.Deps{Keys: kr, Tokens: verifier, Signer: sk.Signer(), State: state, Catalog: catalog, ManifestKeys: manifestKeys})
 	if err != nil {
 		return err
@@ -240,6 +263,7 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 
 	errc := make(chan error, 2)
+	adminLine := "admin endpoint off (--admin-listen off): no /metrics; revoke and audit need this server stopped"
 	if *adminListen != "off" {
 		if !loopbackAddr(*adminListen) {
 			_ = ln.Close()
@@ -258,9 +282,20 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		defer os.Remove(license.AdminFilePath(*statePath))
 		go func() { errc <- srv.ServeAdmin(ctx, aln, tok) }()
+		adminLine = fmt.Sprintf("admin endpoint http://%s: %s (address and token in %s; /metrics needs no token)",
+			aln.Addr(), strings.Join(license.AdminEndpoints, " "), license.AdminFilePath(*statePath))
 	}
 	_, keyID := srv.PublicKey()
 	fmt.Fprintf(stdout, "license server listening on %s://%s (signing key %s)\n", scheme, ln.Addr(), keyID)
+	fmt.Fprintf(stdout, "  API %s://%s: %s\n", scheme, ln.Addr(), strings.Join(srv.Endpoints(), " "))
+	fmt.Fprintf(stdout, "  %s\n", adminLine)
+	switch *accessLog {
+	case "":
+	case "-", "stderr":
+		fmt.Fprintln(stdout, "  access log: stderr")
+	default:
+		fmt.Fprintf(stdout, "  access log: %s\n", *accessLog)
+	}
 	go func() { errc <- srv.Serve(ctx, ln) }()
 	select {
 	case err = <-errc:
@@ -277,6 +312,29 @@ func runLicenseServe(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	fmt.Fprintln(stdout, "license server stopped")
 	return nil
+}
+
+// openAccessLog returns the access logger for --access-log: "-" or
+// "stderr" write with the other logs' format to stderr, anything else is a
+// file opened for appending (created 0640: it holds client addresses).
+// Access lines are written at Info whatever --log-level says: asking for an
+// access log is asking for them.
+func openAccessLog(dest string, lf *cli.LogFlags, stderr io.Writer) (*slog.Logger, func() error, error) {
+	w := stderr
+	closeFn := func() error { return nil }
+	if dest != "-" && dest != "stderr" {
+		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--access-log: %w", err)
+		}
+		w, closeFn = f, f.Close
+	}
+	l, err := lf.AccessLogger(w)
+	if err != nil {
+		_ = closeFn()
+		return nil, nil, usageErr("license serve: %v", err)
+	}
+	return l, closeFn, nil
 }
 
 // loopbackAddr reports whether host:port names a loopback address.
@@ -331,16 +389,16 @@ func runRevoke(ctx context.Context, revoke bool, args []string, stdout, stderr i
 }
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprintln(stderr, tokenSynopsis)
-		if len(args) == 0 {
-			return usageErr("token: give a subcommand: issue")
-		}
+		return usageErr("token: give a subcommand: issue")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, tokenSynopsis)
 		return nil
 	}
 	if args[0] != "issue" {
-		fmt.Fprintln(stderr, tokenSynopsis)
-		return usageErr("token: unknown subcommand %q", args[0])
+		return usageErr("token: unknown subcommand %q (issue; see 'sealmesh token --help')", args[0])
 	}
 	fs := newFlagSet("token issue", tokenSynopsis, stderr)
 	statePath := fs.String("state", DefaultState, "state file `path` of the license server; the development key is <path>.devkey.json")

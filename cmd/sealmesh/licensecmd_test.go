@@ -121,7 +121,7 @@ func TestLicenseHelp(t *testing.T) {
 		{"license", "audit", "--help"}, {"license", "revocations", "--help"}} {
 		r := sealmesh(t, t.TempDir(), nil, args...)
 		require.Equal(t, 0, r.code, "%v: %s", args, r.stderr)
-		require.Contains(t, r.stderr, "Examples:", "%v", args)
+		require.Contains(t, r.stdout, "Examples:", "%v: help goes to stdout", args)
 	}
 }
 

@@ -4,13 +4,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
+
+	"github.com/sealmesh/sealmesh/internal/cli"
 )
 
 const usage = `sealmesh moves CENC-encrypted video between viewers' machines.
@@ -21,14 +26,18 @@ Usage:
 Commands:
   demo     the whole system in one process: pack, license server, origin and
            a swarm of viewers; prints P2P offload, start-up and stalls
-  bench    swarm benchmark: offload vs N, start-up, stalls, RSS, adversaries
   pack     encrypt MP4 or CMAF input into CMAF + HLS + DASH with a signed manifest
   keys     create the key store, list content keys, export keys for tests
   peer     play content through the swarm (local HLS URL), or seed it
   license  run the license server (licenses, Clear Key, tickets, tracker); revoke
   token    issue development entitlement tokens
+  version  print the module version and VCS revision this binary was built from
 
-Run "sealmesh <command> --help" for a command's flags.
+Run "sealmesh <command> --help" for a command's flags. Flags and positional
+arguments (such as a content ID) may come in any order.
+
+The swarm benchmark is a command of its own, so that this binary links no
+plotting code: go run ./cmd/sealmesh-bench swarm --help
 
 Environment:
   SEALMESH_KEYSTORE             key store path when --keystore is not given
@@ -57,7 +66,7 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
-		fmt.Fprintln(os.Stderr, "sealmesh:", err)
+		fmt.Fprintln(os.Stderr, "sealmesh:", oneLine(err))
 		var ee *exitError
 		if errors.As(err, &ee) {
 			os.Exit(ee.code)
@@ -66,7 +75,18 @@ func main() {
 	}
 }
 
+// oneLine is err's message on one line: joined errors are separated by
+// "; " so that the message reads as one sentence in a terminal or a log.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+// helpOut is where --help output goes: run's stdout (help is the output the
+// user asked for, so it can be piped to a pager; mistakes go to stderr).
+var helpOut io.Writer = os.Stdout
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	helpOut = stdout
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageErr("no command given")
@@ -77,6 +97,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDemo(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, stdout, stderr)
+	case "version", "--version":
+		return runVersion(rest, stdout, stderr)
 	case "pack":
 		return runPack(ctx, rest, stdout, stderr)
 	case "keys":
@@ -91,34 +113,73 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprint(stdout, usage)
 		return nil
 	default:
-		fmt.Fprint(stderr, usage)
-		return usageErr("unknown command %q", cmd)
+		return usageErr("unknown command %q: see 'sealmesh help' for the commands", cmd)
 	}
 }
 
-// newFlagSet makes a flag set whose --help prints the command's manual.
-func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+// newFlagSet makes a flag set whose --help prints the command's manual on
+// stdout. Its own messages are silenced: parseFlags turns a mistake into one
+// sentence that names the flag and points at --help.
+func newFlagSet(name, synopsis string, _ io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nFlags:\n", synopsis)
+	fs.SetOutput(io.Discard)
+	// The flag package calls Usage on a mistake too: print the manual only
+	// when it was asked for (see printManual).
+	fs.Usage = func() {}
+	manuals.Store(fs, func() {
+		fmt.Fprintf(helpOut, "%s\n\nFlags:\n", synopsis)
+		fs.SetOutput(helpOut)
 		fs.PrintDefaults()
-	}
+		fs.SetOutput(io.Discard)
+	})
 	return fs
 }
 
-// parseFlags parses args and refuses stray positional arguments.
+// parseFlags parses args, flags and positional arguments in any order, and
+// refuses stray positional arguments.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	_, err := parseArgs(fs, args, 0)
+	return err
+}
+
+// parseArgs parses args, flags and positional arguments in any order, and
+// returns the positional arguments: at most maxPos of them.
+func parseArgs(fs *flag.FlagSet, args []string, maxPos int) ([]string, error) {
+	defer manuals.Delete(fs) // parsed once: the manual is needed no more
+	if err := fs.Parse(cli.Reorder(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			printManual(fs)
+			return nil, err
 		}
-		return usageErr("%v", err)
+		return nil, usageErr("%s: %v (see 'sealmesh %s --help')", fs.Name(), err, fs.Name())
 	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected argument %q (flags go before it; see --help)", fs.Arg(0))
+	if fs.NArg() > maxPos {
+		return nil, usageErr("%s: unexpected argument %q (see 'sealmesh %s --help')", fs.Name(), fs.Arg(maxPos), fs.Name())
 	}
+	return fs.Args(), nil
+}
+
+func runVersion(args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "Usage: sealmesh version [--json]\n\nPrints the module version and the VCS revision this binary was built from.", stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	b := cli.Build()
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(b)
+	}
+	fmt.Fprintln(stdout, b)
 	return nil
+}
+
+// manuals holds each flag set's manual printer (newFlagSet).
+var manuals sync.Map // *flag.FlagSet → func()
+
+func printManual(fs *flag.FlagSet) {
+	if p, ok := manuals.Load(fs); ok {
+		p.(func())()
+	}
 }
 
 // multiFlag collects a repeatable string flag.

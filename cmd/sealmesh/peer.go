@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -16,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sealmesh/sealmesh/internal/cli"
 	"github.com/sealmesh/sealmesh/license"
 	"github.com/sealmesh/sealmesh/player"
 	"github.com/sealmesh/sealmesh/segment"
@@ -48,11 +48,12 @@ Examples:
       $(sealmesh keys list --keystore keys.db --pins)`
 
 func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprintln(stderr, peerSynopsis)
-		if len(args) == 0 {
-			return usageErr("peer: give play or seed")
-		}
+		return usageErr("peer: give play or seed")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintln(stdout, peerSynopsis)
 		return nil
 	}
 	mode := args[0]
@@ -61,10 +62,6 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageErr("peer: unknown subcommand %q (play or seed)", mode)
 	}
 	rest := args[1:]
-	content := ""
-	if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-		content, rest = rest[0], rest[1:]
-	}
 	fs := newFlagSet("peer "+mode, peerSynopsis, stderr)
 	origin := fs.String("origin", "", "`URL` of the packaged folder on the origin or CDN (holds sealmesh.json)")
 	lic := fs.String("license", "", "license server base `URL`")
@@ -89,12 +86,18 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	video := fs.String("video", "", "video rendition `ID` (default: the best one)")
 	eme := fs.Bool("eme", false, "serve the ciphertext (HLS and DASH) for a browser player with EME Clear Key instead of clear HLS")
 	ext := fs.String("player", "", "start this `player` on the URL: ffplay, mpv or vlc")
-	verbose := fs.Bool("verbose", false, "log on stderr")
+	logFlags := cli.AddLogFlags(fs, "warn")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics (transport and player series) at http://`address`/metrics")
 	statusEvery := fs.Duration("status-every", 0, "status line `interval` (default 1s on a terminal, 10s otherwise, one line each)")
 	pprofAddr := fs.String("pprof", "", "serve Go's pprof profiles on this loopback `address` (for diagnosing memory and CPU)")
 	memLimit := fs.Int64("memory-limit", 32, "soft memory limit in `MiB` for the Go runtime (0: none; $GOMEMLIMIT wins)")
-	if err := parseFlags(fs, rest); err != nil {
+	pos, err := parseArgs(fs, rest, 1)
+	if err != nil {
 		return err
+	}
+	content := ""
+	if len(pos) > 0 {
+		content = pos[0]
 	}
 	if *statusEvery < 0 {
 		return usageErr("--status-every must not be negative")
@@ -115,10 +118,15 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return usageErr("--player %q: use ffplay, mpv or vlc", *ext)
 		}
 	}
-	logger := slog.New(slog.DiscardHandler)
-	if *verbose {
-		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	logger, err := logFlags.Logger(stderr)
+	if err != nil {
+		return usageErr("peer %s: %v", mode, err)
 	}
+	metrics, err := newPeerMetrics(*metricsAddr)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
 	if *pprofAddr != "" {
 		if !loopbackAddr(*pprofAddr) {
 			return usageErr("--pprof must be a loopback address, not %s", *pprofAddr)
@@ -142,7 +150,7 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		Content: content, OriginURL: *origin, LicenseURL: *lic,
 		Token:       func(context.Context) (string, error) { return token, nil },
 		LicenseKeys: licKeys, ManifestKeys: mkeys, InsecureHTTPTrustAnchors: *insecureKeys, Video: *video, Listen: *listen,
-		CacheDir: *cacheDir, CacheBytes: *cacheMB << 20, SeedOnly: mode == "seed", Logger: logger,
+		CacheDir: *cacheDir, CacheBytes: *cacheMB << 20, SeedOnly: mode == "seed", Logger: logger, Registerer: metrics.Registerer(),
 		P2P: player.P2P{Disable: *noP2P, ListenAddrs: p2pListen, IdentityFile: *identity, MDNS: *mdns, DHT: *dht, BrowserTransports: *browsers,
 			Upload: transport.UploadPolicy{MaxRate: *maxUp, MaxConcurrent: *maxUploads, ConsumeOnly: *consumeOnly}},
 	}
@@ -179,6 +187,9 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	} else {
 		fmt.Fprintf(stdout, "seeding %q as peer %s\n", content, s.PeerID())
+	}
+	if err := metrics.Serve(ctx, s, content, stdout); err != nil {
+		return err
 	}
 	var done <-chan struct{} = ctx.Done()
 	if *ext != "" && mode == "play" {

@@ -23,14 +23,23 @@ import (
 	"github.com/sealmesh/sealmesh/keys"
 )
 
-// TestShakaPlaysWithLicenseServer is the end-to-end check of issue 3: Shaka
-// Player in headless Chromium plays `sealmesh pack` output with keys from
-// /v1/clearkey of a running `sealmesh license serve` (a subprocess, on
-// another port than the page, so CORS and the preflight of the Authorization
-// header are exercised), with a token from `sealmesh token issue`; with an
-// expired token it fails with Shaka's license error 6007. Both a single-key
-// cbcs package and a cbcs package with key rotation (three periods, so
-// Shaka asks the server once per period's init PSSH) are played.
+// TestShakaPlaysWithLicenseServer is the end-to-end check of issues 3 and
+// 13: every browser player (Shaka Player, hls.js, dash.js 5 and dash.js 4)
+// in headless Chromium plays the default `sealmesh pack` output with keys
+// from /v1/clearkey of a running `sealmesh license serve` (a subprocess, on
+// another port than the page, so CORS and the preflight of the
+// Authorization header are exercised), with a token from `sealmesh token
+// issue` sent as a bearer token, each with the configuration README.md
+// gives (interop.PlayerPage); Shaka and dash.js play the MPD, hls.js the
+// HLS playlists. With an expired token Shaka fails with its license error
+// 6007. Both a single-key cbcs package and a cbcs package with key rotation
+// (three periods, so players ask the server once per period) are played.
+//
+// Checked by mutation (2026-12-06): with the W3C common-PSSH
+// ContentProtection put back into the MPD, dash.js 5 fails here with
+// "DRM: unable to create session ... TypeError" (113); without
+// withCredentials: false in the page's protection data, dash.js 5 and 4
+// fail the license request on CORS (114).
 func TestShakaPlaysWithLicenseServer(t *testing.T) {
 	interop.Chromium(t)
 	assets := interop.PlayerAssets(t)
@@ -42,7 +51,9 @@ func TestShakaPlaysWithLicenseServer(t *testing.T) {
 	mux := http.NewServeMux()
 	page := httptest.NewServer(mux)
 	t.Cleanup(page.Close)
-	mux.Handle(interop.ShakaPlayerJSPath, assets)
+	for _, path := range []string{interop.ShakaPlayerJSPath, interop.HlsJSPath, interop.DashJS5Path, interop.DashJS4Path} {
+		mux.Handle(path, assets)
+	}
 
 	port := freePort(t)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -68,20 +79,28 @@ func TestShakaPlaysWithLicenseServer(t *testing.T) {
 		require.Equal(t, 0, r.code, r.stderr)
 		return strings.TrimSpace(r.stdout)
 	}
-	play := func(t *testing.T, name, content, tok string) interop.PlayResult {
-		path := "/play-" + name
-		mux.Handle(path, interop.ServeHTML(shakaTokenPage(page.URL+"/"+content+"/manifest.mpd", licenseURL, tok)))
+	pages := 0
+	play := func(t *testing.T, player interop.Player, content, tok string) interop.PlayResult {
+		pages++
+		path := fmt.Sprintf("/play-%d", pages)
+		source := page.URL + "/" + content + "/manifest.mpd"
+		if player == interop.HlsJSPlayer {
+			source = page.URL + "/" + content + "/master.m3u8"
+		}
+		mux.Handle(path, interop.ServeHTML(interop.PlayerPage(interop.PageConfig{Player: player, SourceURL: source, LicenseURL: licenseURL, Token: tok})))
 		return interop.PlayInChromium(t, page.URL+path, 45*time.Second)
 	}
 
 	for _, v := range variants {
-		t.Run(v.name, func(t *testing.T) {
-			res := play(t, v.name, v.content, issue("acct-"+v.name, v.content, "10m"))
-			if res.Error != "" || res.CurrentTime < 5 || res.DecodedFrames < 100 {
-				t.Fatalf("playback failed: currentTime %.2f, %d frames, error %q (code %d)\nlogs:\n%s",
-					res.CurrentTime, res.DecodedFrames, res.Error, res.ErrorCode, strings.Join(res.Logs, "\n"))
-			}
-		})
+		for _, player := range interop.Players {
+			t.Run(v.name+"/"+string(player), func(t *testing.T) {
+				res := play(t, player, v.content, issue("acct-"+v.name, v.content, "10m"))
+				if res.Error != "" || res.CurrentTime < 5 || res.DecodedFrames < 100 {
+					t.Fatalf("%s playback failed: currentTime %.2f, %d frames, error %q (code %d)\nlogs:\n%s",
+						player, res.CurrentTime, res.DecodedFrames, res.Error, res.ErrorCode, strings.Join(res.Logs, "\n"))
+				}
+			})
+		}
 	}
 
 	// The audit log (read through the running server's admin endpoint)
@@ -102,14 +121,14 @@ func TestShakaPlaysWithLicenseServer(t *testing.T) {
 	t.Run("expired-token", func(t *testing.T) {
 		// A negative --ttl mints a token that expired 2 minutes ago: past the
 		// verifier's clock leeway (30 s), so no waiting is needed.
-		res := play(t, "expired", "clip", issue("acct-expired", "clip", "-2m"))
+		res := play(t, interop.ShakaPlayer, "clip", issue("acct-expired", "clip", "-2m"))
 		require.Equal(t, 6007, res.ErrorCode, "want Shaka LICENSE_REQUEST_FAILED; got %+v\nlogs:\n%s", res, strings.Join(res.Logs, "\n"))
 		require.Less(t, res.CurrentTime, 1.0)
 		require.Contains(t, res.Error, "401", "the license server refused the token")
 	})
 
 	t.Run("not-entitled", func(t *testing.T) {
-		res := play(t, "other", "clip-rot", issue("acct-other", "clip", "10m"))
+		res := play(t, interop.ShakaPlayer, "clip-rot", issue("acct-other", "clip", "10m"))
 		require.Equal(t, 6007, res.ErrorCode, "%+v", res)
 		require.Contains(t, res.Error, "403")
 	})
@@ -179,11 +198,13 @@ func startLicenseServer(t *testing.T, dir, base string, args ...string) (stop fu
 	}
 }
 
-// shakaTokenPage is interop.ShakaPlayerPage with the entitlement token sent
-// as "Authorization: Bearer" on every license request (a Shaka request
-// filter), which is how a web player authenticates to /v1/clearkey. It keeps
-// ShakaPlayerPage's result protocol (window.__result = {currentTime,
+// shakaTokenPage is a Shaka Player page with the entitlement token sent as
+// "Authorization: Bearer" on every license request (a Shaka request filter),
+// kept as its own template for keywindow_test.go, which edits its text (the
+// target time, the give-up time, the drm configuration). It keeps
+// interop.PlayerPage's result protocol (window.__result = {currentTime,
 // decodedFrames, error, errorCode}), so interop.PlayInChromium drives it.
+// The other browser tests use interop.PlayerPage.
 func shakaTokenPage(mpdURL, licenseURL, token string) string {
 	js := func(s string) string { b, _ := json.Marshal(s); return string(b) } // escapes <, >, &
 	return strings.NewReplacer("{{SCRIPT}}", interop.ShakaPlayerJSPath, "{{SOURCE}}", js(mpdURL),

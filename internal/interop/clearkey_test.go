@@ -117,4 +117,9 @@ func TestPagesEscapeURLs(t *testing.T) {
 	assert.NotContains(t, page, "a=</script>")
 	assert.Contains(t, page, interop.ShakaPlayerJSPath)
 	assert.Contains(t, interop.HlsJsPage("http://127.0.0.1/m.m3u8", "http://127.0.0.1/l"), interop.HlsJSPath)
+	for _, p := range interop.Players {
+		page := interop.PlayerPage(interop.PageConfig{Player: p, SourceURL: "http://127.0.0.1/x", LicenseURL: "http://127.0.0.1/l", Token: "a</script><script>alert(1)"})
+		assert.NotContains(t, page, "a</script>", "%s: the token is escaped", p)
+		assert.Contains(t, page, `const TOKEN = "a\u003c/script\u003e`, "%s", p)
+	}
 }

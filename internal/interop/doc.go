@@ -1,7 +1,7 @@
 // Package interop drives the real programs that sealmesh must interoperate with, for
 // tests in other packages: ffmpeg (per-segment CENC decryption and frame hashes),
-// shaka-packager (an independent encryptor and decryptor), and Shaka Player and hls.js
-// in headless Chromium with EME Clear Key.
+// shaka-packager (an independent encryptor and decryptor), and Shaka Player, hls.js and
+// dash.js (4.7 and 5) in headless Chromium with EME Clear Key.
 //
 // It is a test kit: every entry point takes a testing.TB and reports problems through it.
 //
@@ -28,9 +28,10 @@
 //   - [FrameMD5] / [FrameMD5File]: decode (and decrypt, given a key) with ffmpeg and
 //     return one MD5 per decoded frame, to compare with the clear source.
 //   - [ShakaEncrypt] / [ShakaDecrypt]: package or decrypt with shaka-packager.
-//   - [PlayInChromium] with [ShakaPlayerPage] or [HlsJsPage]: play a stream in Chromium
-//     and report how far it got; [ClearKeyHandler] is the W3C Clear Key license endpoint
-//     those pages talk to, and [PlayerAssets] serves the player scripts.
+//   - [PlayInChromium] with [PlayerPage] (any [Player], optionally with a bearer token),
+//     [ShakaPlayerPage] or [HlsJsPage]: play a stream in Chromium and report how far it
+//     got; [ClearKeyHandler] is a W3C Clear Key license endpoint those pages can talk
+//     to, and [PlayerAssets] serves the player scripts.
 //
 // # Keys
 //

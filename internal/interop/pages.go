@@ -13,6 +13,8 @@ import (
 const (
 	ShakaPlayerJSPath = "/shaka-player.compiled.js"
 	HlsJSPath         = "/hls.js"
+	DashJS5Path       = "/dash.js-5.js"
+	DashJS4Path       = "/dash.js-4.js"
 )
 
 // Page timing, in seconds of the page's own clock. PlayInChromium's timeout should exceed
@@ -22,24 +24,92 @@ const (
 	pageGiveUpSeconds = 25
 )
 
-// ShakaPlayerPage returns an HTML page that plays mpdURL with Shaka Player (loaded from
-// [ShakaPlayerJSPath]) in a muted autoplay <video>, with the Clear Key license server
-// clearKeyURL ({drm: {servers: {'org.w3.clearkey': clearKeyURL}}}), and sets
-// window.__result once currentTime >= 5 s, on the first error, or after 25 s:
+// Player is a browser player that [PlayerPage] drives.
+type Player string
+
+// The players of the interop tests, pinned in scripts/node/package.json.
+const (
+	ShakaPlayer   Player = "Shaka Player" // shaka-player: plays the MPD (not HLS with Clear Key: error 4026)
+	HlsJSPlayer   Player = "hls.js"       // hls.js: plays the HLS output
+	DashJS5Player Player = "dash.js 5"    // dashjs5 (npm:dashjs@5.x): plays the MPD
+	DashJS4Player Player = "dash.js 4"    // dashjs4 (npm:dashjs@4.7.x): plays the MPD
+)
+
+// Players lists every [Player].
+var Players = []Player{ShakaPlayer, HlsJSPlayer, DashJS5Player, DashJS4Player}
+
+// PageConfig says what a player page plays.
+type PageConfig struct {
+	Player     Player
+	SourceURL  string // an MPD for Shaka and dash.js, a multivariant playlist for hls.js
+	LicenseURL string // the W3C Clear Key license endpoint
+	// Token, when set, is sent as "Authorization: Bearer TOKEN" on every
+	// license request (never on media requests), as a web app sends the
+	// entitlement token to `sealmesh license serve`.
+	Token string
+}
+
+// PlayerPage returns an HTML page that plays c.SourceURL with c.Player (loaded from the
+// player's path above) in a muted autoplay <video>, with Clear Key keys from c.LicenseURL,
+// and sets window.__result once currentTime >= 5 s, on the first error, or after 25 s:
 //
 //	{currentTime, decodedFrames (getVideoPlaybackQuality().totalVideoFrames), error, errorCode}
 //
-// error is "" on success. errorCode is the shaka.util.Error code (e.g. 6007 license
-// request failed, 3016 media error), a MediaError code 1-4 for <video> errors, -1 for other
-// exceptions, -2 when the 25 s ran out.
+// error is "" on success. errorCode is the player's error code (Shaka: a shaka.util.Error
+// code, e.g. 6007 license request failed; dash.js: its error code, e.g. 111 for a failed
+// license request; hls.js: 1 for any fatal error), a MediaError code 1-4 for <video>
+// errors, -1 for other exceptions, -2 when the 25 s ran out.
+//
+// The configurations are the ones README.md's "Browser players" section gives:
+//   - Shaka: drm.servers['org.w3.clearkey'], the token added by a LICENSE request filter.
+//   - hls.js: emeEnabled, drmSystems['org.w3.clearkey'].licenseUrl, the token set in
+//     licenseXhrSetup. hls.js plays SAMPLE-AES fMP4 only when EXT-X-KEY says
+//     KEYFORMAT="org.w3.clearkey" (shaka-packager's raw-key playlists say "identity" and must
+//     be rewritten first).
+//   - dash.js 4 and 5: protection data {serverURL, httpRequestHeaders: {Authorization},
+//     withCredentials: false}. dash.js 4.7 sends cookies (withCredentials) once a header is
+//     configured unless told not to, and a server that allows one origin without
+//     credentials then fails CORS.
+func PlayerPage(c PageConfig) string {
+	var script, body string
+	switch c.Player {
+	case ShakaPlayer:
+		script, body = ShakaPlayerJSPath, shakaBody
+	case HlsJSPlayer:
+		script, body = HlsJSPath, hlsJSBody
+	case DashJS5Player:
+		script, body = DashJS5Path, dashJSBody
+	case DashJS4Player:
+		script, body = DashJS4Path, dashJSBody
+	default:
+		panic("interop: unknown player " + string(c.Player))
+	}
+	return renderPage(string(c.Player), script, body, c.SourceURL, c.LicenseURL, c.Token)
+}
+
+// ShakaPlayerPage is PlayerPage for Shaka Player playing mpdURL without a token.
 func ShakaPlayerPage(mpdURL, clearKeyURL string) string {
-	return renderPage("Shaka Player", ShakaPlayerJSPath, `
+	return PlayerPage(PageConfig{Player: ShakaPlayer, SourceURL: mpdURL, LicenseURL: clearKeyURL})
+}
+
+// HlsJsPage is PlayerPage for hls.js playing m3u8URL without a token. Fatal hls.js
+// errors set errorCode 1 and error "hls.js TYPE: DETAILS ...".
+func HlsJsPage(m3u8URL, clearKeyURL string) string {
+	return PlayerPage(PageConfig{Player: HlsJSPlayer, SourceURL: m3u8URL, LicenseURL: clearKeyURL})
+}
+
+const shakaBody = `
   shaka.polyfill.installAll();
   if (!shaka.Player.isBrowserSupported()) { finish('shaka: browser not supported', -1); return; }
   const player = new shaka.Player();
   window.__player = player;
   await player.attach(video);
   player.configure({drm: {servers: {'org.w3.clearkey': LICENSE_URL}}});
+  if (TOKEN) {
+    player.getNetworkingEngine().registerRequestFilter((type, req) => {
+      if (type === shaka.net.NetworkingEngine.RequestType.LICENSE) req.headers['Authorization'] = 'Bearer ' + TOKEN;
+    });
+  }
   player.addEventListener('error', (ev) => finish(describe(ev.detail), ev.detail.code || -1));
   try {
     await player.load(SOURCE_URL);
@@ -48,22 +118,18 @@ func ShakaPlayerPage(mpdURL, clearKeyURL string) string {
     return;
   }
   video.play().catch((e) => log('play(): ' + e));
-`, mpdURL, clearKeyURL)
-}
+`
 
-// HlsJsPage is ShakaPlayerPage for hls.js (loaded from [HlsJSPath]) playing m3u8URL with
-// EME Clear Key ({emeEnabled: true, drmSystems: {'org.w3.clearkey': {licenseUrl}}}).
-// Fatal hls.js errors set errorCode 1 and error "hls.js TYPE: DETAILS ...".
-//
-// hls.js plays SAMPLE-AES fMP4 only when the playlist's EXT-X-KEY says
-// KEYFORMAT="org.w3.clearkey" (the KID may be in a data: URI, as shaka-packager writes it);
-// shaka-packager's raw-key playlists say KEYFORMAT="identity" and must be rewritten first.
-func HlsJsPage(m3u8URL, clearKeyURL string) string {
-	return renderPage("hls.js", HlsJSPath, `
+const hlsJSBody = `
   if (!Hls.isSupported()) { finish('hls.js: MSE not supported', -1); return; }
   const hls = new Hls({
     emeEnabled: true,
     drmSystems: {'org.w3.clearkey': {licenseUrl: LICENSE_URL}},
+    licenseXhrSetup: (xhr, url) => {
+      if (!TOKEN) return;
+      if (xhr.readyState === 0) xhr.open('POST', url, true);
+      xhr.setRequestHeader('Authorization', 'Bearer ' + TOKEN);
+    },
   });
   window.__player = hls;
   hls.on(Hls.Events.ERROR, (ev, data) => {
@@ -73,8 +139,26 @@ func HlsJsPage(m3u8URL, clearKeyURL string) string {
   hls.on(Hls.Events.MANIFEST_PARSED, () => video.play().catch((e) => log('play(): ' + e)));
   hls.attachMedia(video);
   hls.loadSource(SOURCE_URL);
-`, m3u8URL, clearKeyURL)
-}
+`
+
+// dashJSBody works with dash.js 4.7 and 5: both expose dashjs.MediaPlayer and the
+// 'error' event ({error: {code, message}}).
+const dashJSBody = `
+  const player = dashjs.MediaPlayer().create();
+  window.__player = player;
+  log('dash.js ' + player.getVersion());
+  const clearKey = {serverURL: LICENSE_URL, withCredentials: false};
+  if (TOKEN) clearKey.httpRequestHeaders = {Authorization: 'Bearer ' + TOKEN};
+  player.on(dashjs.MediaPlayer.events.ERROR, (e) => {
+    const err = (e && e.error) || {};
+    finish('dash.js error ' + (err.code !== undefined ? err.code + ': ' : '') + (err.message || JSON.stringify(err)).slice(0, 600), err.code || -1);
+  });
+  player.initialize();
+  player.setProtectionData({'org.w3.clearkey': clearKey});
+  player.attachView(video);
+  player.setAutoPlay(true);
+  player.attachSource(SOURCE_URL);
+`
 
 // pageTemplate is shared by the player pages. {{...}} are replaced by renderPage.
 const pageTemplate = `<!doctype html>
@@ -87,6 +171,7 @@ const pageTemplate = `<!doctype html>
 'use strict';
 const SOURCE_URL = {{SOURCE}};
 const LICENSE_URL = {{LICENSE}};
+const TOKEN = {{TOKEN}};
 const TARGET_SECONDS = {{TARGET}};
 const GIVE_UP_MS = {{GIVEUP}} * 1000;
 const video = document.getElementById('v');
@@ -137,12 +222,13 @@ window.addEventListener('error', (ev) => log('window error: ' + ev.message));
 </html>
 `
 
-func renderPage(title, script, body, sourceURL, licenseURL string) string {
+func renderPage(title, script, body, sourceURL, licenseURL, token string) string {
 	return strings.NewReplacer(
 		"{{TITLE}}", title,
 		"{{SCRIPT}}", script,
 		"{{SOURCE}}", jsString(sourceURL),
 		"{{LICENSE}}", jsString(licenseURL),
+		"{{TOKEN}}", jsString(token),
 		"{{TARGET}}", jsonValue(targetSeconds),
 		"{{GIVEUP}}", jsonValue(pageGiveUpSeconds),
 		"{{BODY}}", body,
@@ -183,16 +269,27 @@ func readNodeModule(t testing.TB, elem ...string) []byte {
 	return b
 }
 
-// PlayerAssets returns a handler that serves [ShakaPlayerJSPath] and [HlsJSPath], for a
-// test server's mux:
+// DashJS returns the UMD build of dash.js (dash.all.min.js, with protection) of the
+// given major version (4 or 5) from the pinned npm workspace (npm aliases dashjs4, dashjs5).
+func DashJS(t testing.TB, major int) []byte {
+	t.Helper()
+	if major == 5 {
+		return readNodeModule(t, "dashjs5", "dist", "modern", "umd", "dash.all.min.js")
+	}
+	return readNodeModule(t, "dashjs4", "dist", "dash.all.min.js")
+}
+
+// PlayerAssets returns a handler that serves every player script path above
+// ([ShakaPlayerJSPath], [HlsJSPath], [DashJS5Path], [DashJS4Path]), for a test server's mux:
 //
-//	mux.Handle(interop.ShakaPlayerJSPath, assets)
-//	mux.Handle(interop.HlsJSPath, assets)
+//	mux.Handle(interop.ShakaPlayerJSPath, assets) // and so on, or one prefix-free handler
 func PlayerAssets(t testing.TB) http.Handler {
 	t.Helper()
 	files := map[string][]byte{
 		ShakaPlayerJSPath: ShakaPlayerJS(t),
 		HlsJSPath:         HlsJS(t),
+		DashJS5Path:       DashJS(t, 5),
+		DashJS4Path:       DashJS(t, 4),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, ok := files[r.URL.Path]

@@ -164,7 +164,7 @@ func newChild(n int, o Options, t Target, p *Poisoner) *child {
 
 func (c *child) play(ctx context.Context) error {
 	if c.o.Exe == "" {
-		return errors.New("processes mode needs the sealmesh binary (Options.Exe)")
+		return errors.New("processes mode needs the sealmesh-bench binary (Options.Exe)")
 	}
 	tok, err := c.t.Token(fmt.Sprintf("viewer-%d", c.n))(ctx)
 	if err != nil {
@@ -185,7 +185,7 @@ func (c *child) play(ctx context.Context) error {
 	}
 	// Not CommandContext: the child is ended by closing its stdin, so it
 	// reports; the context only bounds the wait below.
-	cmd := exec.Command(c.o.Exe, "bench", "viewer")
+	cmd := exec.Command(c.o.Exe, "viewer") // sealmesh-bench viewer
 	cmd.Stderr = &limitedBuffer{b: &c.stderr, max: 8 << 10}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -2,7 +2,7 @@
 // control plane and origin (internal/stack) and measures what operators
 // choose a peer-assisted CDN on: how much traffic leaves the origin, how fast
 // playback starts and whether it stalls. 'sealmesh demo' and
-// 'sealmesh bench swarm' are thin wrappers around it.
+// 'sealmesh-bench swarm' are thin wrappers around it.
 //
 // # Entry points
 //
@@ -15,8 +15,11 @@
 //     scenario's own findings (the poisoner's bans, the leech's bytes).
 //   - RunChild is the body of a viewer run as its own OS process (the
 //     processes mode), so its peak RSS is its own.
-//   - WriteCSV and WritePlots turn reports into a CSV file and PNG plots
-//     (gonum.org/v1/plot).
+//   - WriteCSV turns reports into a CSV file; the subpackage plots draws
+//     them as PNG plots (gonum.org/v1/plot), in a package of its own so that
+//     only cmd/sealmesh-bench links the plotting stack, never cmd/sealmesh.
+//   - Content writes the bundled clip out of the binary, or generates longer
+//     content with ffmpeg, into a cache folder: no repository needed.
 //
 // # Shaping
 //

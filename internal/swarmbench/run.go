@@ -53,7 +53,7 @@ type Options struct {
 	Shaping                       Shaping
 	NoP2P                         bool
 	SegmentDuration, CryptoPeriod time.Duration // zero: 2 s and 4 s
-	// Exe is the sealmesh binary that runs 'bench viewer' (processes mode).
+	// Exe is the sealmesh-bench binary that runs 'viewer' (processes mode).
 	Exe    string
 	Logger *slog.Logger
 	// Progress receives a status line every second. Zero: none.

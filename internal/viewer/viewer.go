@@ -6,15 +6,16 @@
 package viewer
 
 import (
-	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sealmesh/sealmesh/segment"
 )
 
 // Config says how to play.
@@ -84,16 +85,21 @@ func (v *Viewer) Play(ctx context.Context, started time.Time) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	mv, _, err := segment.ParseHLS(master)
+	if err == nil && mv == nil {
+		err = errors.New("not a multivariant playlist")
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("viewer: %s: %w", v.cfg.URL, err)
+	}
 	var tracks []string
-	for _, line := range lines(master) {
-		if strings.HasPrefix(line, "#EXT-X-MEDIA:") {
-			if i := strings.Index(line, `URI="`); i >= 0 {
-				tracks = append(tracks, strings.TrimSuffix(line[i+5:], `"`))
-			}
-		} else if line != "" && !strings.HasPrefix(line, "#") {
-			tracks = append(tracks, line)
-			break // the first variant
+	for _, m := range mv.Media {
+		if m.URI != "" {
+			tracks = append(tracks, m.URI)
 		}
+	}
+	if len(mv.Variants) > 0 {
+		tracks = append(tracks, mv.Variants[0].URI) // the first variant
 	}
 	if len(tracks) == 0 {
 		return Result{}, fmt.Errorf("viewer: no media playlist in %s", v.cfg.URL)
@@ -104,7 +110,11 @@ func (v *Viewer) Play(ctx context.Context, started time.Time) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		lists = append(lists, parseMedia(base+tr[:strings.LastIndex(tr, "/")+1], pl))
+		l, err := parseMedia(base+tr[:strings.LastIndex(tr, "/")+1], pl)
+		if err != nil {
+			return Result{}, fmt.Errorf("viewer: %s: %w", base+tr, err)
+		}
+		lists = append(lists, l)
 	}
 	n := len(lists[0])
 	for _, l := range lists[1:] {
@@ -225,34 +235,21 @@ func (v *Viewer) fetch(ctx context.Context, url string) ([]byte, error) {
 	return b, nil
 }
 
-func lines(b []byte) []string {
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		out = append(out, strings.TrimSpace(sc.Text()))
+func parseMedia(base string, pl []byte) ([]seg, error) {
+	_, md, err := segment.ParseHLS(pl)
+	if err != nil {
+		return nil, err
 	}
-	return out
-}
-
-func parseMedia(base string, pl []byte) []seg {
+	if md == nil {
+		return nil, fmt.Errorf("not a media playlist")
+	}
 	var out []seg
 	init := ""
-	dur := 0.0
-	for _, line := range lines(pl) {
-		switch {
-		case strings.HasPrefix(line, "#EXT-X-MAP:"):
-			if i := strings.Index(line, `URI="`); i >= 0 {
-				init = base + strings.TrimSuffix(line[i+5:], `"`)
-			}
-		case strings.HasPrefix(line, "#EXTINF:"):
-			d := strings.TrimSuffix(strings.TrimPrefix(line, "#EXTINF:"), ",")
-			if c := strings.IndexByte(d, ','); c >= 0 {
-				d = d[:c]
-			}
-			dur, _ = strconv.ParseFloat(d, 64)
-		case line != "" && !strings.HasPrefix(line, "#"):
-			out = append(out, seg{uri: base + line, dur: dur, init: init})
+	for _, s := range md.Segments {
+		if s.Map != "" {
+			init = base + s.Map
 		}
+		out = append(out, seg{uri: base + s.URI, dur: s.Duration, init: init})
 	}
-	return out
+	return out, nil
 }

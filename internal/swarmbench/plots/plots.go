@@ -1,4 +1,8 @@
-package swarmbench
+// Package plots draws the swarm benchmark's PNG plots with gonum.org/v1/plot.
+// It is a package of its own so that only the benchmark command
+// (cmd/sealmesh-bench) links the plotting stack and its fonts; the binary
+// that plays and seeds (cmd/sealmesh) never does.
+package plots
 
 import (
 	"fmt"
@@ -6,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/sealmesh/sealmesh/internal/swarmbench"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -17,7 +23,7 @@ import (
 // Plot sizes: small PNGs (576x360 at 96 dpi) that stay a few tens of KB.
 const plotW, plotH = 6 * vg.Inch, 3.75 * vg.Inch
 
-// WritePlots writes, into dir, PNG plots of the reports (gonum.org/v1/plot):
+// Write writes, into dir, PNG plots of the reports (gonum.org/v1/plot):
 //
 //   - offload-vs-n.png: offload against N for each scenario, with the
 //     1−1/N ceiling and the ceiling less five points;
@@ -26,14 +32,14 @@ const plotW, plotH = 6 * vg.Inch, 3.75 * vg.Inch
 //     the run began, one line per run, sampled every second.
 //
 // It returns the files written.
-func WritePlots(dir string, rs []*Report) ([]string, error) {
+func Write(dir string, rs []*swarmbench.Report) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
 	var out []string
 	for _, f := range []struct {
 		name string
-		make func([]*Report) (*plot.Plot, error)
+		make func([]*swarmbench.Report) (*plot.Plot, error)
 	}{
 		{"offload-vs-n.png", offloadPlot},
 		{"startup-cdf.png", startupPlot},
@@ -52,9 +58,9 @@ func WritePlots(dir string, rs []*Report) ([]string, error) {
 	return out, nil
 }
 
-func label(r *Report) string { return fmt.Sprintf("%s N=%d", r.Scenario, r.Peers) }
+func label(r *swarmbench.Report) string { return fmt.Sprintf("%s N=%d", r.Scenario, r.Peers) }
 
-func offloadPlot(rs []*Report) (*plot.Plot, error) {
+func offloadPlot(rs []*swarmbench.Report) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "P2P offload vs swarm size"
 	p.X.Label.Text = "viewers (N)"
@@ -100,7 +106,7 @@ func offloadPlot(rs []*Report) (*plot.Plot, error) {
 	return p, nil
 }
 
-func startupPlot(rs []*Report) (*plot.Plot, error) {
+func startupPlot(rs []*swarmbench.Report) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Start-up time CDF"
 	p.X.Label.Text = "start-up (s)"
@@ -135,7 +141,7 @@ func startupPlot(rs []*Report) (*plot.Plot, error) {
 	return p, nil
 }
 
-func egressPlot(rs []*Report) (*plot.Plot, error) {
+func egressPlot(rs []*swarmbench.Report) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Origin egress over time (sampled every second)"
 	p.X.Label.Text = "time since the first viewer joined (s)"

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,11 +18,14 @@ import (
 // TestBenchSwarmScenarios runs every scenario briefly (3 viewers, the
 // bundled clip at 8x) and checks the report's shape; timings are not
 // asserted, a loaded CI machine would make them flaky. The leech must get
-// zero bytes: that one is a security property, not a timing.
+// zero bytes: that one is a security property, not a timing. It runs in an
+// empty working folder: no file of the repository is needed.
 func TestBenchSwarmScenarios(t *testing.T) {
 	if testing.Short() {
 		t.Skip("plays a swarm per scenario")
 	}
+	t.Chdir(t.TempDir())
+	cache := t.TempDir()
 	for _, sc := range []string{"vod", "live", "churn", "poison", "leech"} {
 		t.Run(sc, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -28,7 +33,7 @@ func TestBenchSwarmScenarios(t *testing.T) {
 			dir := t.TempDir()
 			csvPath := filepath.Join(dir, "out.csv")
 			var stdout, stderr bytes.Buffer
-			err := run(ctx, []string{"bench", "swarm", "--peers", "3", "--speed", "8", "--content", "12",
+			err := run(ctx, []string{"swarm", "--peers", "3", "--speed", "8", "--content", "12", "--cache", cache,
 				"--scenario", sc, "--json", "--csv", csvPath, "--plots", filepath.Join(dir, "plots")}, &stdout, &stderr)
 			require.NoError(t, err, "stderr: %s", stderr.String())
 
@@ -89,12 +94,16 @@ func TestBenchSwarmUsage(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"no benchmark", []string{"bench"}},
-		{"unknown benchmark", []string{"bench", "disk"}},
-		{"bad scenario", []string{"bench", "swarm", "--scenario", "flood"}},
-		{"bad peers", []string{"bench", "swarm", "--peers", "0"}},
-		{"bad mode", []string{"bench", "swarm", "--mode", "threads"}},
-		{"bad join", []string{"bench", "swarm", "--join", "burst"}},
+		{"no benchmark", nil},
+		{"unknown benchmark", []string{"disk"}},
+		{"bad scenario", []string{"swarm", "--scenario", "flood"}},
+		{"bad peers", []string{"swarm", "--peers", "0"}},
+		{"bad mode", []string{"swarm", "--mode", "threads"}},
+		{"bad join", []string{"swarm", "--join", "burst"}},
+		{"missing input", []string{"swarm", "--in", "nope.mp4"}},
+		{"bad log level", []string{"swarm", "--log-level", "loud"}},
+		{"stray argument", []string{"swarm", "extra"}},
+		{"old spelling, bad peers", []string{"bench", "swarm", "--peers", "0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -103,5 +112,19 @@ func TestBenchSwarmUsage(t *testing.T) {
 			require.ErrorAs(t, err, &ee)
 			require.Equal(t, 2, ee.code)
 		})
+	}
+}
+
+// TestBenchHelp: the manual goes to stdout and names only flags the
+// command has (issue 13: it used to suggest --in, which did not exist).
+func TestBenchHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	err := run(context.Background(), []string{"swarm", "--help"}, &out, &errb)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	require.Empty(t, errb.String())
+	help := out.String()
+	require.Contains(t, help, "Usage: sealmesh-bench swarm")
+	for _, m := range regexp.MustCompile(`(?m)(?:^|\s)--([a-z][a-z0-9-]+)`).FindAllStringSubmatch(benchSynopsis, -1) {
+		require.Regexp(t, `(?m)^  -`+m[1]+`( |$)`, help, "the manual mentions --%s, which swarm does not have", m[1])
 	}
 }
