@@ -71,7 +71,7 @@ func runPack(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	imp := fs.Bool("import", false, "sign and register content already encrypted by another packager (see above)")
 	fs.Var(&keyArgs, "key", "with --import: `KID:KEY` in hex, one per crypto period, in order (repeatable)")
 	keysFile := fs.String("keys-file", "", "with --import: JSON `file` [{\"kid\":..,\"key\":..,\"period\":N}] as 'keys export' prints")
-	quiet := fs.Bool("quiet", false, "no progress bar")
+	quiet := fs.Bool("quiet", false, "no progress: neither the bar on a terminal nor the line every 10 s elsewhere")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
