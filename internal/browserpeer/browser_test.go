@@ -114,6 +114,10 @@ try {
   }
   const have = new sm.HaveMap(m)
   await sm.listenHave(node, have)
+  // The seed shows its own ticket once it has admitted us, and sends its
+  // have-map once we accept it: the test's stand-in ticket format here, a
+  // license ticket check in a real page.
+  await sm.listenTickets(node, m.body.content_id, async (t, p, c) => new TextDecoder().decode(t) === 'sealmesh-test-ticket|' + c + '|' + p)
   const peer = await sm.dial(node, cfg.seedAddr, AbortSignal.timeout(10000))
   const transport = node.getConnections(peer).map((c) => c.remoteAddr.toString()).join(' ')
   let admitted = null

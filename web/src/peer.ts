@@ -17,7 +17,7 @@ import type { HaveMap } from './have.js'
 import type { VerifiedManifest } from './manifest.js'
 import { IdleTimeoutError, OffenceError, readSegment, withIdleTimeout } from './segment.js'
 import {
-  HAVE_PROTOCOL, SEGMENT_PROTOCOL, TICKET_PROTOCOL, TicketStatus, encodeSegmentRequest, encodeTicketMsg, readTicketReply, swarmTag
+  HAVE_PROTOCOL, SEGMENT_PROTOCOL, TICKET_PROTOCOL, TicketStatus, encodeSegmentRequest, encodeTicketMsg, readTicketMsg, readTicketReply, swarmTag
 } from './wire.js'
 
 export interface NodeOptions {
@@ -115,5 +115,38 @@ export async function listenHave (node: Libp2p, have: HaveMap): Promise<void> {
   await node.handle(HAVE_PROTOCOL, (stream, conn) => {
     have.consume(conn.remotePeer.toString(), stream)
       .catch((e: Error) => { stream.abort(e) })
+  })
+}
+
+/**
+ * TicketVerifier decides whether the ticket a peer presents to this page
+ * admits that peer to content. It must check the license server's signature
+ * and that the ticket names `peer` (the ID Noise authenticated); the package
+ * does not ship one yet (verifying license tickets in the browser is part of
+ * the work still open), so the page supplies it.
+ */
+export type TicketVerifier = (ticket: Uint8Array, peer: string, content: string) => Promise<boolean>
+
+/**
+ * listenTickets answers the tickets Go hosts present to this page. A Go host
+ * (since the hardening of the ticket exchange) presents its own ticket only
+ * after admitting us, and opens its have stream only once we have accepted
+ * that ticket, so a page that wants have-maps must call this before
+ * presenting its own tickets. A message for another swarm is answered
+ * "unknown content"; a ticket the verifier refuses, "rejected".
+ */
+export async function listenTickets (node: Libp2p, content: string, verify: TicketVerifier): Promise<void> {
+  const tag = await swarmTag(content)
+  await node.handle(TICKET_PROTOCOL, (stream, conn) => {
+    void (async () => {
+      const msg = await readTicketMsg(new Reader(stream))
+      let status: number = TicketStatus.Rejected
+      if (msg.tag.length !== tag.length || msg.tag.some((b, i) => b !== tag[i])) {
+        status = TicketStatus.UnknownContent
+      } else if (await verify(msg.ticket, conn.remotePeer.toString(), content)) {
+        status = TicketStatus.Admitted
+      }
+      await writeAll(stream, new Uint8Array([status]))
+    })().catch((e: Error) => { stream.abort(e) })
   })
 }
