@@ -188,6 +188,12 @@ func runPeer(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		fmt.Fprintf(stdout, "seeding %q as peer %s\n", content, s.PeerID())
 	}
+	// Every endpoint on the start-up lines: where other peers reach this one.
+	if h := s.Host(); h != nil {
+		for _, a := range h.Addrs() {
+			fmt.Fprintf(stdout, "libp2p listening on %s/p2p/%s\n", a, h.ID())
+		}
+	}
 	if err := metrics.Serve(ctx, s, content, stdout); err != nil {
 		return err
 	}
