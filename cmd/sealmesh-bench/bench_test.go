@@ -110,7 +110,7 @@ func TestBenchSwarmUsage(t *testing.T) {
 			err := run(context.Background(), tc.args, &out, &errb)
 			var ee *exitError
 			require.ErrorAs(t, err, &ee)
-			require.Equal(t, 2, ee.code)
+			require.Equal(t, 2, ee.Code)
 		})
 	}
 }

@@ -10,10 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/sealmesh/sealmesh/internal/cli"
 )
@@ -45,41 +42,16 @@ Environment:
   SEALMESH_KEYSTORE_KEY         or: a random 32-byte master key (hex/base64) from a secrets manager
 `
 
-// exitError carries an exit code and a message meant for the user.
-type exitError struct {
-	code int
-	msg  string
-}
-
-func (e *exitError) Error() string { return e.msg }
+// exitError and usageErr are the shared CLI error types (internal/cli).
+type exitError = cli.ExitError
 
 // usageErr reports a mistake in how the command was called (exit 2).
-func usageErr(format string, a ...any) error {
-	return &exitError{code: 2, msg: fmt.Sprintf(format, a...)}
-}
+func usageErr(format string, a ...any) error { return cli.UsageError(format, a...) }
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "sealmesh:", oneLine(err))
-		var ee *exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		os.Exit(1)
-	}
-}
+// oneLine is err's message on one line (see cli.OneLine).
+func oneLine(err error) string { return cli.OneLine(err) }
 
-// oneLine is err's message on one line: joined errors are separated by
-// "; " so that the message reads as one sentence in a terminal or a log.
-func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
-}
+func main() { cli.Main("sealmesh", run) }
 
 // helpOut is where --help output goes: run's stdout (help is the output the
 // user asked for, so it can be piped to a pager; mistakes go to stderr).
