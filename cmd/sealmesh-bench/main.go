@@ -37,9 +37,6 @@ type exitError = cli.ExitError
 // usageErr reports a mistake in how the command was called (exit 2).
 func usageErr(format string, a ...any) error { return cli.UsageError(format, a...) }
 
-// oneLine is err's message on one line (see cli.OneLine).
-func oneLine(err error) string { return cli.OneLine(err) }
-
 func main() { cli.Main("sealmesh-bench", run) }
 
 // helpOut is where --help output goes: run's stdout.

@@ -42,14 +42,8 @@ Environment:
   SEALMESH_KEYSTORE_KEY         or: a random 32-byte master key (hex/base64) from a secrets manager
 `
 
-// exitError and usageErr are the shared CLI error types (internal/cli).
-type exitError = cli.ExitError
-
-// usageErr reports a mistake in how the command was called (exit 2).
+// usageErr reports a mistake in how the command was called (exit 2, cli.ExitError).
 func usageErr(format string, a ...any) error { return cli.UsageError(format, a...) }
-
-// oneLine is err's message on one line (see cli.OneLine).
-func oneLine(err error) string { return cli.OneLine(err) }
 
 func main() { cli.Main("sealmesh", run) }
 
